@@ -1,0 +1,213 @@
+"""Raw image sets: JAFFE-style file names, fetching and safely extracting an archive, loading images."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import stat
+import urllib.error
+import urllib.parse
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+EXPRESSIONS = ("AN", "DI", "FE", "HA", "NE", "SA", "SU")
+# JAFFE's naming: PERSON.EXPR<repeat>.<image id>.tiff, e.g. KA.HA1.29.tiff
+NAME_PATTERN = re.compile(
+    r"^(?P<person>[A-Za-z0-9]+)\.(?P<expression>[A-Z]{2})(?P<repeat>\d+)\.(?P<image_id>\d+)\.tiff?$"
+)
+
+ACCESS_HELP = (
+    "JAFFE is served by Zenodo (doi:10.5281/zenodo.3451524) only to users it approves: request access there, then "
+    "either set data.jaffe.archive to your downloaded jaffedbase.zip (e.g. "
+    "`dvc exp run -S data.jaffe.archive=/path/to/jaffedbase.zip`) or set data.jaffe.url to your download link "
+    "(an access token, if the link needs one, goes in the environment variable named by data.jaffe.token_env)."
+)
+
+
+class DataError(RuntimeError):
+    """The raw data is missing, damaged or not what it claims to be."""
+
+
+@dataclass(frozen=True)
+class ImageName:
+    person: str
+    expression: str
+    repeat: int
+    image_id: int
+
+
+def parse_name(name: str) -> ImageName | None:
+    """Labels from a JAFFE-style file name, or None when the name does not follow the scheme."""
+    m = NAME_PATTERN.match(name)
+    if m is None:
+        return None
+    return ImageName(m["person"], m["expression"], int(m["repeat"]), int(m["image_id"]))
+
+
+def load_gray(path: str | os.PathLike) -> np.ndarray:
+    """An image as a 2-D uint8 array; palette (P) and colour images are converted to grey on load."""
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("L"), dtype=np.uint8).copy()
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        raise DataError(f"cannot read image {path}: {exc}; replace or remove the file") from None
+
+
+def sha256_of(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def download(url: str, target: Path, token: str | None = None, timeout: float = 60.0) -> Path:
+    """Download `url` to `target`, all or nothing: a short read (truncated transfer) is an error."""
+    request = urllib.request.Request(url, headers={"User-Agent": "facearith"})
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    tmp = target.with_name(f".{target.name}.part")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response, open(tmp, "wb") as out:
+            expected = response.headers.get("Content-Length")
+            shutil.copyfileobj(response, out, 1 << 20)
+            got = out.tell()
+        if expected is not None and got != int(expected):
+            raise DataError(f"download of {url} was cut short: {got} of {expected} bytes; try again")
+    except urllib.error.HTTPError as exc:
+        tmp.unlink(missing_ok=True)
+        hint = " (access denied: check your token or link)" if exc.code in (401, 403) else ""
+        raise DataError(f"download of {url} failed: HTTP {exc.code}{hint}. {ACCESS_HELP}") from None
+    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        tmp.unlink(missing_ok=True)
+        reason = getattr(exc, "reason", exc)
+        raise DataError(f"download of {url} failed: {reason}. {ACCESS_HELP}") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, target)
+    return target
+
+
+def _is_image_name(name: str) -> bool:
+    return parse_name(name) is not None
+
+
+def safe_extract_images(archive: Path, dest: Path) -> list[str]:
+    """Extract the image files of a zip into `dest` (flat), refusing entries that would escape it.
+
+    Non-image members (a readme, folders) are skipped; links, absolute paths and `..` are refused.
+    """
+    try:
+        zf = zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise DataError(
+            f"{archive} is not a readable zip archive ({exc}); it may be truncated: download it again"
+        ) from None
+    written: list[str] = []
+    with zf:
+        for info in zf.infolist():
+            name = info.filename
+            path = PurePosixPath(name.replace("\\", "/"))
+            if path.is_absolute() or ".." in path.parts or re.match(r"^[A-Za-z]:", name):
+                raise DataError(
+                    f"{archive}: entry '{name}' would be written outside the target folder; refusing the archive"
+                )
+            if stat.S_ISLNK(info.external_attr >> 16):
+                raise DataError(f"{archive}: entry '{name}' is a symbolic link; refusing the archive")
+            if info.is_dir() or not _is_image_name(path.name):
+                continue
+            if path.name in written:
+                raise DataError(f"{archive}: image '{path.name}' appears twice; refusing the archive")
+            try:
+                with zf.open(info) as src, open(dest / path.name, "wb") as out:
+                    shutil.copyfileobj(src, out)
+            except (zipfile.BadZipFile, OSError, EOFError, zipfile.LargeZipFile) as exc:
+                raise DataError(f"{archive}: entry '{name}' is damaged ({exc}); download the archive again") from None
+            written.append(path.name)
+    if not written:
+        raise DataError(f"{archive} holds no images named like PERSON.EXPR<n>.<id>.tiff; is it the JAFFE archive?")
+    return sorted(written)
+
+
+def fetch_jaffe(
+    dest: str | os.PathLike,
+    *,
+    archive: str = "",
+    url: str = "",
+    sha256: str = "",
+    token_env: str = "",
+    cache_dir: str | os.PathLike | None = None,
+) -> list[str]:
+    """Materialise JAFFE's images in `dest` from a local archive or a URL; verify, then extract all or nothing."""
+    from facearith.fsutil import atomic_dir
+
+    dest = Path(dest)
+    if archive:
+        source = Path(archive).expanduser()
+        if not source.is_file():
+            raise DataError(f"data.jaffe.archive: {source} does not exist. {ACCESS_HELP}")
+    elif url:
+        cache = Path(cache_dir) if cache_dir else dest.parent
+        cache.mkdir(parents=True, exist_ok=True)
+        source = cache / (Path(urllib.parse.urlparse(url).path).name or "jaffedbase.zip")
+        token = os.environ.get(token_env) if token_env else None
+        download(url, source, token=token)
+    else:
+        raise DataError(f"no JAFFE source is set (data.jaffe.archive and data.jaffe.url are empty). {ACCESS_HELP}")
+    if sha256:
+        actual = sha256_of(source)
+        if actual.lower() != sha256.lower():
+            if url and not archive:
+                source.unlink(missing_ok=True)  # a bad download must not be reused next time
+            raise DataError(
+                f"{source}: sha256 is {actual}, expected {sha256} (data.jaffe.sha256); "
+                "the file is damaged or not the expected archive: fetch it again or fix the checksum"
+            )
+    with atomic_dir(dest) as tmp:
+        names = safe_extract_images(source, tmp)
+    return names
+
+
+TABLE_COLUMNS = ["path", "person", "expression", "repeat", "image_id"]
+
+
+def build_table(raw_dir: str | os.PathLike) -> tuple[pd.DataFrame, list[str]]:
+    """The labelled table of the images in `raw_dir` (sorted by name), and the names that did not parse."""
+    import pandas as pd
+
+    raw_dir = Path(raw_dir)
+    if not raw_dir.is_dir():
+        raise DataError(f"{raw_dir} does not exist; run `dvc repro data` first")
+    rows, skipped = [], []
+    for path in sorted(p for p in raw_dir.iterdir() if p.is_file()):
+        name = parse_name(path.name)
+        if name is None:
+            skipped.append(path.name)
+            continue
+        rows.append((path.as_posix(), name.person, name.expression, name.repeat, name.image_id))
+    if not rows:
+        raise DataError(f"{raw_dir} holds no images named like PERSON.EXPR<n>.<id>.tiff")
+    return pd.DataFrame(rows, columns=TABLE_COLUMNS), skipped
+
+
+def select_one_per_pair(table: pd.DataFrame) -> pd.Series:
+    """The seed's choice: one image per (person, expression) pair, the lowest repeat, then the lowest id."""
+    order = table.sort_values(["person", "expression", "repeat", "image_id"])
+    first = order.groupby(["person", "expression"], sort=False).head(1).index
+    return table.index.isin(first)
+
+
+def load_images(paths: list[str]) -> list[np.ndarray]:
+    return [load_gray(p) for p in paths]

@@ -1,0 +1,89 @@
+"""Nearest-neighbour search: an NGT graph index of the features, and exact search beside it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from facearith.fsutil import atomic_dir
+
+NGT_DIR = "ngt"
+
+
+class IndexMissingError(RuntimeError):
+    """The index is missing or does not match the features."""
+
+
+def build(
+    vectors: np.ndarray, dest: str | os.PathLike, edge_size_for_creation: int = 10, edge_size_for_search: int = 40
+) -> Path:
+    """Write an NGT index of `vectors` (object id = row number) to `dest`, whole or not at all."""
+    import ngtpy
+
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if vectors.ndim != 2 or len(vectors) == 0:
+        raise ValueError(f"need a non-empty (N, D) array of features, got shape {vectors.shape}")
+    dest = Path(dest)
+    with atomic_dir(dest) as tmp:
+        path = str(tmp / NGT_DIR)
+        ngtpy.create(
+            path,
+            vectors.shape[1],
+            distance_type="L2",
+            object_type="Float",
+            edge_size_for_creation=edge_size_for_creation,
+            edge_size_for_search=edge_size_for_search,
+        )
+        index = ngtpy.Index(path)
+        index.batch_insert(vectors)
+        index.save()
+        index.close()
+    return dest
+
+
+class NGTSearcher:
+    """A read-only NGT index; `search` returns (ids, distances), each (Q, k)."""
+
+    def __init__(self, path: str | os.PathLike, epsilon: float = 0.1) -> None:
+        import ngtpy
+
+        ngt = Path(path) / NGT_DIR
+        if not ngt.is_dir():
+            raise IndexMissingError(f"no NGT index at {ngt}; run `dvc repro index`")
+        self.index = ngtpy.Index(str(ngt), read_only=True)
+        self.epsilon = epsilon
+
+    def __len__(self) -> int:
+        return self.index.get_num_of_objects()
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
+        k = min(k, len(self))
+        ids = np.full((len(queries), k), -1, dtype=np.int64)
+        dists = np.full((len(queries), k), np.inf, dtype=np.float32)
+        for i, q in enumerate(queries):
+            found = self.index.search(q, size=k, epsilon=self.epsilon)
+            for j, (obj, dist) in enumerate(found):
+                ids[i, j], dists[i, j] = obj, dist
+        return ids, dists
+
+
+class ExactSearcher:
+    """Brute-force L2 search over the same vectors, the reference NGT is measured against."""
+
+    def __init__(self, vectors: np.ndarray) -> None:
+        self.vectors = np.asarray(vectors, dtype=np.float32)
+        self.sq = (self.vectors**2).sum(1)
+
+    def __len__(self) -> int:
+        return len(self.vectors)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
+        k = min(k, len(self))
+        d2 = (queries**2).sum(1)[:, None] - 2 * queries @ self.vectors.T + self.sq[None]
+        ids = np.argsort(d2, axis=1, kind="stable")[:, :k]
+        dists = np.sqrt(np.maximum(np.take_along_axis(d2, ids, 1), 0))
+        return ids, dists.astype(np.float32)

@@ -1,0 +1,158 @@
+"""The network: cnn_finetune's MobileNetV2, its feature map pooled, and the embedding that is indexed."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class ModelError(RuntimeError):
+    """The model or its weights cannot be built or loaded."""
+
+
+def normalize(x: torch.Tensor) -> torch.Tensor:
+    """Clip negatives, then unit L2 norm; an all-zero vector stays zero (no NaN)."""
+    return F.normalize(x.clamp_min(0), dim=-1, eps=1e-12)
+
+
+def pool(fmap: torch.Tensor, how: str = "median") -> torch.Tensor:
+    """Spatial pooling of a (B, C, H, W) map to (B, C); the seed takes the median."""
+    flat = fmap.flatten(2)
+    if how == "median":
+        return flat.median(dim=2).values
+    if how == "mean":
+        return flat.mean(dim=2)
+    if how == "max":
+        return flat.amax(dim=2)
+    raise ModelError(f"model.pooling: unknown pooling {how!r}; allowed: median, mean, max")
+
+
+def imagenet_weights_file(weights: str = "") -> tuple[Path, str]:
+    """Where the ImageNet MobileNetV2 weights are expected, and where they come from."""
+    from torchvision.models import MobileNet_V2_Weights
+
+    url = MobileNet_V2_Weights.IMAGENET1K_V1.url
+    if weights:
+        return Path(weights).expanduser(), url
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url), url
+
+
+def load_imagenet_features(features: nn.Module, weights: str = "") -> None:
+    """Load torchvision's ImageNet weights into the backbone; offline, a clear error names the file to provide."""
+    path, url = imagenet_weights_file(weights)
+    if not path.is_file():
+        if weights:
+            raise ModelError(f"model.weights: {path} does not exist; download {url} and put it there")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.hub.download_url_to_file(url, str(path), progress=False)
+        except Exception as exc:  # offline: no route, DNS failure, refused
+            raise ModelError(
+                f"model.pretrained: cannot download the ImageNet weights ({exc.__class__.__name__}: {exc}). "
+                f"Download {url} elsewhere and copy it to {path}, or set model.weights to its path, "
+                "or set model.pretrained to false"
+            ) from None
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    prefix = "features."
+    own = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+    if not own:
+        raise ModelError(f"{path} holds no MobileNetV2 'features.*' weights; is it {os.path.basename(url)}?")
+    features.load_state_dict(own)
+
+
+class FaceNet(nn.Module):
+    """MobileNetV2 from cnn_finetune; the indexed feature is the pooled, non-negative, unit backbone map
+    (embedding 'seed') or two projection heads, one per axis, each unit-normed and concatenated ('split')."""
+
+    def __init__(
+        self,
+        num_classes: int,
+        arch: str = "mobilenet_v2",
+        embedding: str = "split",
+        dim: int = 64,
+        pooling: str = "median",
+        pretrained: bool = False,
+        weights: str = "",
+    ) -> None:
+        super().__init__()
+        from cnn_finetune import make_model
+
+        with warnings.catch_warnings():  # torchvision's 'pretrained=' deprecation, raised inside cnn_finetune
+            warnings.simplefilter("ignore", UserWarning)
+            self.net = make_model(arch, num_classes=num_classes, pretrained=False)
+        if pretrained:
+            load_imagenet_features(self.net._features, weights)
+        self.embedding = embedding
+        self.pooling = pooling
+        channels = self.net._classifier.in_features
+        if embedding == "split":
+            self.identity_head = nn.Linear(channels, dim)
+            self.attribute_head = nn.Linear(channels, dim)
+        elif embedding != "seed":
+            raise ModelError(f"model.embedding: unknown {embedding!r}; allowed: seed, split")
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def _input(self, x: torch.Tensor) -> torch.Tensor:
+        # images arrive as (B, 1 or 3, H, W) floats in [0, 1]; grey is repeated to the 3 channels ImageNet nets take
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        return (x - self.mean) / self.std
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Return 'features' (what is indexed) and the 'identity' and 'attribute' vectors the loss trains."""
+        fmap = self.net._features(self._input(x))
+        pooled = pool(fmap, self.pooling)
+        if self.embedding == "split":
+            ident = normalize(self.identity_head(pooled))
+            attr = normalize(self.attribute_head(pooled))
+            return {"features": torch.cat([ident, attr], dim=1) / 2**0.5, "identity": ident, "attribute": attr}
+        # the seed: triplets on the network's output (num_classes wide), the index on the pooled map
+        logits = self.net._classifier(self.net.pool(fmap).flatten(1))
+        return {"features": normalize(pooled), "identity": logits, "attribute": logits}
+
+
+def build(model_params: dict[str, Any], num_classes: int) -> FaceNet:
+    p = model_params
+    return FaceNet(num_classes, p["arch"], p["embedding"], p["dim"], p["pooling"], p["pretrained"], p["weights"])
+
+
+def save(model: FaceNet, path: str | os.PathLike, model_params: dict[str, Any], num_classes: int, extra: dict) -> None:
+    from facearith.fsutil import atomic_path
+
+    # plain types only, so that torch.load(weights_only=True) can read it back
+    blob = {"state_dict": model.state_dict(), "model": dict(model_params), "num_classes": num_classes, **extra}
+    with atomic_path(path) as tmp:
+        torch.save(blob, tmp)
+
+
+def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[FaceNet, dict]:
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path} not found; run `dvc repro` to train the model")
+    try:
+        blob = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:
+        raise ModelError(f"{path} is not a readable facearith model ({exc}); run `dvc repro --force train`") from None
+    params = dict(blob["model"], pretrained=False)  # the trained weights replace ImageNet's anyway
+    model = build(params, blob["num_classes"])
+    model.load_state_dict(blob["state_dict"])
+    return model.to(device).eval(), blob
+
+
+def resolve_device(requested: str) -> torch.device:
+    """'auto' takes CUDA when present; 'cuda' without CUDA is an error, not a silent fallback."""
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise ModelError("train.device is 'cuda' but no CUDA device is available here; set train.device to auto or cpu")
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(requested)

@@ -1,0 +1,110 @@
+"""Training: seeded triplet sampling, the seed's augmentations, one forward pass per batch."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torchvision.transforms import v2
+
+from facearith.triplets import BY_ATTRIBUTE, BY_IDENTITY, sample_triplets
+
+
+@dataclass
+class TrainResult:
+    losses: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    images_seen: int = 0
+
+    @property
+    def images_per_second(self) -> float:
+        return self.images_seen / self.seconds if self.seconds > 0 else 0.0
+
+
+def seed_everything(seed: int, threads: int = 0) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if threads > 0:
+        torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def augmentation(size: int, augment: dict[str, Any]) -> v2.Compose:
+    """The seed's augmentations on a (1, H, W) uint8 tensor, ending as a float in [0, 1] of size x size."""
+    steps: list[nn.Module] = [
+        v2.RandomResizedCrop(size, scale=tuple(augment["crop_scale"]), antialias=True),
+        v2.ColorJitter(*augment["jitter"]),
+    ]
+    if augment["hflip"]:
+        steps.append(v2.RandomHorizontalFlip())
+    if augment["degrees"] or augment["shear"]:
+        steps.append(v2.RandomAffine(degrees=augment["degrees"], shear=augment["shear"]))
+    steps.append(v2.ToDtype(torch.float32, scale=True))
+    return v2.Compose(steps)
+
+
+def triplet_loss(out: dict[str, torch.Tensor], kinds: torch.Tensor, margin: float) -> torch.Tensor:
+    """Triplet loss on the vector that each kind trains: identity triplets on 'identity', attribute on 'attribute'."""
+    loss_fn = nn.TripletMarginLoss(margin=margin, reduction="none")
+    n = kinds.shape[0]
+    total = torch.zeros(n, device=kinds.device)
+    for kind, key in ((BY_IDENTITY, "identity"), (BY_ATTRIBUTE, "attribute")):
+        a, p, q = out[key][:n], out[key][n : 2 * n], out[key][2 * n :]
+        total = torch.where(kinds == kind, loss_fn(a, p, q), total)
+    return total.mean()
+
+
+def train(
+    model: nn.Module,
+    images: Sequence[np.ndarray],
+    identities: np.ndarray,
+    attributes: np.ndarray,
+    params: dict[str, Any],
+    device: torch.device,
+    on_epoch: Callable[[int, float], None] | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train `model` in place on `images` with the labels given; returns the loss per epoch and the speed."""
+    from tqdm.auto import tqdm
+
+    p = params
+    rng = np.random.default_rng(p["seed"])
+    tensors = [torch.from_numpy(np.ascontiguousarray(img))[None] for img in images]
+    augment = augmentation(p["image_size"], p["augment"])
+    optimizer = torch.optim.Adam(model.parameters(), lr=p["lr"])
+    model.to(device).train()
+    result = TrainResult()
+    start = time.perf_counter()
+    bar = tqdm(range(p["epochs"]), desc="train", unit="epoch", disable=not progress)
+    for epoch in bar:
+        rows = sample_triplets(identities, attributes, rng)
+        rows = rows[rng.permutation(len(rows))]
+        total, count = 0.0, 0
+        for b in range(0, len(rows), p["batch_size"]):
+            batch = rows[b : b + p["batch_size"]]
+            # anchors, positives and negatives through the network in one pass
+            order = np.concatenate([batch[:, 0], batch[:, 1], batch[:, 2]])
+            x = torch.stack([augment(tensors[i]) for i in order]).to(device, non_blocking=True)
+            kinds = torch.from_numpy(batch[:, 3]).to(device)
+            loss = triplet_loss(model(x), kinds, p["margin"])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(batch)
+            count += len(batch)
+            result.images_seen += len(order)
+        epoch_loss = total / max(count, 1)
+        result.losses.append(epoch_loss)
+        bar.set_postfix(loss=f"{epoch_loss:.4f}")
+        if on_epoch is not None:
+            on_epoch(epoch, epoch_loss)
+    result.seconds = time.perf_counter() - start
+    model.eval()
+    return result

@@ -1,0 +1,59 @@
+"""Stage train: triplet training of the network on the selected images; the model, metrics and loss curve."""
+
+import argparse
+
+import pandas as pd
+from dvclive import Live
+
+from facearith import cli, config, data, model, train
+from facearith.fsutil import write_json
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--table", default="data/prepared/table.csv")
+    ap.add_argument("--model", default="models/model.pt")
+    ap.add_argument("--metrics", default="metrics/train.json")
+    ap.add_argument("--live", default="dvclive")
+    args = ap.parse_args()
+    params = config.load(args.params)
+    tp = params["train"]
+    table = pd.read_csv(args.table)
+    train_rows = table[table["selected"]]
+    num_classes = table.person.nunique() * table.expression.nunique()
+    device = model.resolve_device(tp["device"])
+    print(f"train: {len(train_rows)} images, device {device}")
+    train.seed_everything(tp["seed"], tp["threads"])
+    net = model.build(params["model"], num_classes)
+    images = data.load_images(train_rows.path.tolist())
+    with Live(args.live, dvcyaml=None, save_dvc_exp=False, report=None) as live:
+
+        def log(epoch: int, loss: float) -> None:
+            live.log_metric("loss", loss)
+            live.next_step()
+
+        result = train.train(
+            net, images, train_rows.person.to_numpy(), train_rows.expression.to_numpy(), tp, device, on_epoch=log
+        )
+    extra = {
+        "persons": sorted(table.person.unique()),
+        "expressions": sorted(table.expression.unique()),
+        "image_size": tp["image_size"],
+    }
+    model.save(net, args.model, params["model"], num_classes, extra)
+    write_json(
+        args.metrics,
+        {
+            "loss": result.losses[-1] if result.losses else None,
+            "epochs": tp["epochs"],
+            "seconds": round(result.seconds, 2),
+            "images_per_second": round(result.images_per_second, 2),
+            "device": device.type,
+        },
+    )
+    print(f"train: {tp['epochs']} epochs in {result.seconds:.1f} s ({result.images_per_second:.1f} images/s)")
+
+
+if __name__ == "__main__":
+    cli.run(main, "train")
