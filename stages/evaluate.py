@@ -4,7 +4,6 @@ queries) through the NGT index, beside the same protocol on an untrained network
 import argparse
 
 import numpy as np
-import pandas as pd
 
 from facearith import cli, config, data, evaluate, features, index, model, train
 from facearith.fsutil import write_json
@@ -20,7 +19,7 @@ def main() -> None:
     args = ap.parse_args()
     params = config.load(args.params)
     ep = params["evaluate"]
-    table = pd.read_csv(args.table)
+    table = data.read_table(args.table)
     sel = table[table["selected"]]
     feats = np.load(args.features)[table["selected"].to_numpy()]
     persons, exprs = sel.person.to_numpy(), sel.expression.to_numpy()
@@ -33,10 +32,12 @@ def main() -> None:
 
     # the same protocol on the network before training (same seed, same init)
     train.seed_everything(params["train"]["seed"], params["train"]["threads"])
-    untrained = model.build(params["model"], table.person.nunique() * table.expression.nunique())
-    raw = features.extract(
-        untrained, data.load_images(sel.path.tolist()), params["train"]["image_size"], params["features"]["batch_size"]
-    )
+    n_p, n_e = table.person.nunique(), table.expression.nunique()
+    untrained = model.build(params["model"], n_p * n_e, n_p, n_e)
+    images = data.load_images(sel.path.tolist())
+    size = params["train"]["image_size"]
+    train.recalibrate_batchnorm(untrained, images, size, "cpu")  # fair: the trained net gets the same
+    raw = features.extract(untrained, images, size, params["features"]["batch_size"])
     base = evaluate.composition(index.ExactSearcher(raw), raw, persons, exprs, pairs, ep["k"])
 
     metrics = {

@@ -3,7 +3,6 @@
 import argparse
 
 import numpy as np
-import pandas as pd
 
 from facearith import cli, config, data, features, model
 from facearith.fsutil import atomic_path
@@ -19,7 +18,7 @@ def main() -> None:
     params = config.load(args.params)
     device = model.resolve_device(params["train"]["device"])
     net, blob = model.load(args.model, device)
-    table = pd.read_csv(args.table)
+    table = data.read_table(args.table)
     feats = features.extract(
         net, data.load_images(table.path.tolist()), blob["image_size"], params["features"]["batch_size"], device
     )

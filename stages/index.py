@@ -3,9 +3,8 @@
 import argparse
 
 import numpy as np
-import pandas as pd
 
-from facearith import cli, config, index
+from facearith import cli, config, data, index
 
 
 def main() -> None:
@@ -16,7 +15,7 @@ def main() -> None:
     ap.add_argument("--out", default="data/index")
     args = ap.parse_args()
     p = config.load(args.params)["index"]
-    table = pd.read_csv(args.table)
+    table = data.read_table(args.table)
     feats = np.load(args.features)
     selected = feats[table["selected"].to_numpy()]
     index.build(selected, args.out, p["edge_size_for_creation"], p["edge_size_for_search"])

@@ -2,9 +2,7 @@
 
 import argparse
 
-import pandas as pd
 from dvclive import Live
-
 from facearith import cli, config, data, model, train
 from facearith.fsutil import write_json
 
@@ -19,13 +17,13 @@ def main() -> None:
     args = ap.parse_args()
     params = config.load(args.params)
     tp = params["train"]
-    table = pd.read_csv(args.table)
+    table = data.read_table(args.table)
     train_rows = table[table["selected"]]
     num_classes = table.person.nunique() * table.expression.nunique()
     device = model.resolve_device(tp["device"])
     print(f"train: {len(train_rows)} images, device {device}")
     train.seed_everything(tp["seed"], tp["threads"])
-    net = model.build(params["model"], num_classes)
+    net = model.build(params["model"], num_classes, table.person.nunique(), table.expression.nunique())
     images = data.load_images(train_rows.path.tolist())
     with Live(args.live, dvcyaml=None, save_dvc_exp=False, report=None) as live:
 

@@ -38,6 +38,8 @@ DEFAULTS: dict[str, Any] = {
         "batch_size": 16,
         "lr": 0.001,
         "margin": 1.0,
+        "ce_weight": 1.0,
+        "ce_scale": 16.0,
         "image_size": 64,
         "augment": {
             "crop_scale": [0.75, 1.0],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import re
 import shutil
@@ -89,7 +90,7 @@ def download(url: str, target: Path, token: str | None = None, timeout: float = 
         tmp.unlink(missing_ok=True)
         hint = " (access denied: check your token or link)" if exc.code in (401, 403) else ""
         raise DataError(f"download of {url} failed: HTTP {exc.code}{hint}. {ACCESS_HELP}") from None
-    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+    except (urllib.error.URLError, http.client.HTTPException, OSError, TimeoutError) as exc:
         tmp.unlink(missing_ok=True)
         reason = getattr(exc, "reason", exc)
         raise DataError(f"download of {url} failed: {reason}. {ACCESS_HELP}") from None
@@ -211,3 +212,12 @@ def select_one_per_pair(table: pd.DataFrame) -> pd.Series:
 
 def load_images(paths: list[str]) -> list[np.ndarray]:
     return [load_gray(p) for p in paths]
+
+
+def read_table(path: str | os.PathLike) -> pd.DataFrame:
+    """Read the prepared table; labels stay strings (JAFFE has a person 'NA', which pandas would make NaN)."""
+    import pandas as pd
+
+    if not Path(path).is_file():
+        raise DataError(f"{path} not found; run `dvc repro prepare` first")
+    return pd.read_csv(path, dtype={"path": str, "person": str, "expression": str}, keep_default_na=False)

@@ -82,6 +82,8 @@ class FaceNet(nn.Module):
         pooling: str = "median",
         pretrained: bool = False,
         weights: str = "",
+        n_identities: int = 0,
+        n_attributes: int = 0,
     ) -> None:
         super().__init__()
         from cnn_finetune import make_model
@@ -97,6 +99,9 @@ class FaceNet(nn.Module):
         if embedding == "split":
             self.identity_head = nn.Linear(channels, dim)
             self.attribute_head = nn.Linear(channels, dim)
+            # cosine classifiers, one per axis: an optional second loss that pulls each label together
+            self.identity_classes = nn.Parameter(torch.randn(max(n_identities, 1), dim) * 0.01)
+            self.attribute_classes = nn.Parameter(torch.randn(max(n_attributes, 1), dim) * 0.01)
         elif embedding != "seed":
             raise ModelError(f"model.embedding: unknown {embedding!r}; allowed: seed, split")
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
@@ -115,15 +120,31 @@ class FaceNet(nn.Module):
         if self.embedding == "split":
             ident = normalize(self.identity_head(pooled))
             attr = normalize(self.attribute_head(pooled))
-            return {"features": torch.cat([ident, attr], dim=1) / 2**0.5, "identity": ident, "attribute": attr}
+            return {
+                "features": torch.cat([ident, attr], dim=1) / 2**0.5,
+                "identity": ident,
+                "attribute": attr,
+                "identity_logits": ident @ F.normalize(self.identity_classes, dim=1).T,
+                "attribute_logits": attr @ F.normalize(self.attribute_classes, dim=1).T,
+            }
         # the seed: triplets on the network's output (num_classes wide), the index on the pooled map
         logits = self.net._classifier(self.net.pool(fmap).flatten(1))
         return {"features": normalize(pooled), "identity": logits, "attribute": logits}
 
 
-def build(model_params: dict[str, Any], num_classes: int) -> FaceNet:
+def build(model_params: dict[str, Any], num_classes: int, n_identities: int = 0, n_attributes: int = 0) -> FaceNet:
     p = model_params
-    return FaceNet(num_classes, p["arch"], p["embedding"], p["dim"], p["pooling"], p["pretrained"], p["weights"])
+    return FaceNet(
+        num_classes,
+        p["arch"],
+        p["embedding"],
+        p["dim"],
+        p["pooling"],
+        p["pretrained"],
+        p["weights"],
+        n_identities,
+        n_attributes,
+    )
 
 
 def save(model: FaceNet, path: str | os.PathLike, model_params: dict[str, Any], num_classes: int, extra: dict) -> None:
@@ -144,7 +165,7 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[F
     except Exception as exc:
         raise ModelError(f"{path} is not a readable facearith model ({exc}); run `dvc repro --force train`") from None
     params = dict(blob["model"], pretrained=False)  # the trained weights replace ImageNet's anyway
-    model = build(params, blob["num_classes"])
+    model = build(params, blob["num_classes"], len(blob["persons"]), len(blob["expressions"]))
     model.load_state_dict(blob["state_dict"])
     return model.to(device).eval(), blob
 

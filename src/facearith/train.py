@@ -38,16 +38,29 @@ def seed_everything(seed: int, threads: int = 0) -> None:
 
 def augmentation(size: int, augment: dict[str, Any]) -> v2.Compose:
     """The seed's augmentations on a (1, H, W) uint8 tensor, ending as a float in [0, 1] of size x size."""
-    steps: list[nn.Module] = [
-        v2.RandomResizedCrop(size, scale=tuple(augment["crop_scale"]), antialias=True),
-        v2.ColorJitter(*augment["jitter"]),
-    ]
+    # neutral settings skip their step: crop_scale [1, 1] is a plain resize, a zero jitter is no jitter
+    if tuple(augment["crop_scale"]) == (1.0, 1.0):
+        steps: list[nn.Module] = [v2.Resize((size, size), antialias=True)]
+    else:
+        steps = [v2.RandomResizedCrop(size, scale=tuple(augment["crop_scale"]), antialias=True)]
+    if any(augment["jitter"]):
+        steps.append(v2.ColorJitter(*augment["jitter"]))
     if augment["hflip"]:
         steps.append(v2.RandomHorizontalFlip())
     if augment["degrees"] or augment["shear"]:
         steps.append(v2.RandomAffine(degrees=augment["degrees"], shear=augment["shear"]))
     steps.append(v2.ToDtype(torch.float32, scale=True))
     return v2.Compose(steps)
+
+
+def classification_loss(
+    out: dict[str, torch.Tensor], identities: torch.Tensor, attributes: torch.Tensor, scale: float
+) -> torch.Tensor:
+    """Cross-entropy of the cosine classifiers of both axes (NormFace-style, logits scaled by `scale`)."""
+    if "identity_logits" not in out:
+        raise ValueError("train.ce_weight > 0 needs model.embedding: split (the seed's embedding has no heads)")
+    ce = nn.functional.cross_entropy
+    return ce(out["identity_logits"] * scale, identities) + ce(out["attribute_logits"] * scale, attributes)
 
 
 def triplet_loss(out: dict[str, torch.Tensor], kinds: torch.Tensor, margin: float) -> torch.Tensor:
@@ -59,6 +72,32 @@ def triplet_loss(out: dict[str, torch.Tensor], kinds: torch.Tensor, margin: floa
         a, p, q = out[key][:n], out[key][n : 2 * n], out[key][2 * n :]
         total = torch.where(kinds == kind, loss_fn(a, p, q), total)
     return total.mean()
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(
+    model: nn.Module, images: Sequence[np.ndarray], size: int, device: torch.device, batch_size: int = 64
+) -> None:
+    """Re-estimate BatchNorm's running statistics on the clean (unaugmented) training images.
+
+    From scratch, a few hundred steps with momentum 0.1 leave the running variance far from the real one, and
+    an eval-mode network then maps every image to almost the same vector; exact statistics fix that.
+    """
+    from facearith.features import to_batch
+
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over all batches
+    model.train()
+    for start in range(0, len(images), batch_size):
+        model(to_batch(images[start : start + batch_size], size).to(device))
+    for m, momentum in zip(norms, saved, strict=True):
+        m.momentum = momentum
+    model.eval()
 
 
 def train(
@@ -77,6 +116,9 @@ def train(
     p = params
     rng = np.random.default_rng(p["seed"])
     tensors = [torch.from_numpy(np.ascontiguousarray(img))[None] for img in images]
+    # label indices for the classification loss, in sorted label order (as the model's classes)
+    id_index = torch.from_numpy(np.unique(identities, return_inverse=True)[1])
+    attr_index = torch.from_numpy(np.unique(attributes, return_inverse=True)[1])
     augment = augmentation(p["image_size"], p["augment"])
     optimizer = torch.optim.Adam(model.parameters(), lr=p["lr"])
     model.to(device).train()
@@ -93,7 +135,12 @@ def train(
             order = np.concatenate([batch[:, 0], batch[:, 1], batch[:, 2]])
             x = torch.stack([augment(tensors[i]) for i in order]).to(device, non_blocking=True)
             kinds = torch.from_numpy(batch[:, 3]).to(device)
-            loss = triplet_loss(model(x), kinds, p["margin"])
+            out = model(x)
+            loss = triplet_loss(out, kinds, p["margin"])
+            if p["ce_weight"] > 0:
+                idx = torch.from_numpy(order)
+                ce = classification_loss(out, id_index[idx].to(device), attr_index[idx].to(device), p["ce_scale"])
+                loss = loss + p["ce_weight"] * ce
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -105,6 +152,6 @@ def train(
         bar.set_postfix(loss=f"{epoch_loss:.4f}")
         if on_epoch is not None:
             on_epoch(epoch, epoch_loss)
+    recalibrate_batchnorm(model, images, p["image_size"], device)
     result.seconds = time.perf_counter() - start
-    model.eval()
     return result

@@ -1,0 +1,67 @@
+import functools
+import http.server
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+JAFFE_ZIP = ROOT.parent / "shared" / "data" / "jaffe" / "jaffedbase.zip"
+JAFFE_SHA256 = "dea588fc4654d79366aa021fcdda78a81b2545d59339fa09d266ec8fb653d7be"
+
+
+@pytest.fixture
+def jaffe_zip() -> Path:
+    if not JAFFE_ZIP.is_file():
+        pytest.skip(f"the JAFFE copy is not at {JAFFE_ZIP}")
+    return JAFFE_ZIP
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    """Serves a folder; /cut/NAME promises the whole file but sends half of it, then hangs up."""
+
+    def log_message(self, *args):  # keep test output quiet
+        pass
+
+    def do_GET(self):
+        if self.path.startswith("/cut/"):
+            data = (Path(self.directory) / self.path[5:]).read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[: len(data) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        if self.path.startswith("/private/") and self.headers.get("Authorization") != "Bearer s3cret":
+            self.send_error(403)
+            return
+        if self.path.startswith("/private/"):
+            self.path = self.path[len("/private") :]
+        super().do_GET()
+
+
+@pytest.fixture
+def http_root(tmp_path):
+    """A real HTTP server on 127.0.0.1 serving a fresh folder; yields (folder, base URL)."""
+    folder = tmp_path / "served"
+    folder.mkdir()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Handler, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield folder, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def cwd(tmp_path):
+    old = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        yield tmp_path
+    finally:
+        os.chdir(old)

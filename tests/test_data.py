@@ -1,0 +1,162 @@
+import io
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from facearith import data
+from facearith.data import DataError
+
+from .conftest import JAFFE_SHA256
+
+
+def _tiff_bytes(mode="L", size=(8, 8)) -> bytes:
+    buf = io.BytesIO()
+    img = Image.new("L", size, 100)
+    if mode == "P":
+        img = img.convert("P")
+    img.save(buf, format="TIFF")
+    return buf.getvalue()
+
+
+def _zip(path: Path, entries: dict[str, bytes], links: tuple[str, ...] = ()) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, payload in entries.items():
+            zf.writestr(name, payload)
+        for name in links:
+            info = zipfile.ZipInfo(name)
+            info.external_attr = 0o120777 << 16  # a symbolic link
+            zf.writestr(info, "../../etc/passwd")
+    return path
+
+
+def test_parse_name():
+    n = data.parse_name("KA.HA1.29.tiff")
+    assert (n.person, n.expression, n.repeat, n.image_id) == ("KA", "HA", 1, 29)
+    assert data.parse_name("README.txt") is None
+    assert data.parse_name("KA.HA.29.tiff") is None
+
+
+def test_load_gray_converts_palette_and_names_bad_files(tmp_path):
+    p = tmp_path / "KA.AN1.39.tiff"
+    p.write_bytes(_tiff_bytes("P"))
+    arr = data.load_gray(p)
+    assert arr.dtype == np.uint8 and arr.shape == (8, 8) and (arr == 100).all()
+    bad = tmp_path / "KA.AN2.40.tiff"
+    bad.write_bytes(b"not an image")
+    with pytest.raises(DataError, match="KA.AN2.40.tiff"):
+        data.load_gray(bad)
+
+
+def test_extract_skips_non_images_and_strips_folders(tmp_path):
+    z = _zip(tmp_path / "a.zip", {"jaffedbase/KA.HA1.29.tiff": _tiff_bytes(), "jaffedbase/README": b"hi"})
+    out = tmp_path / "out"
+    out.mkdir()
+    assert data.safe_extract_images(z, out) == ["KA.HA1.29.tiff"]
+    assert sorted(os.listdir(out)) == ["KA.HA1.29.tiff"]
+
+
+@pytest.mark.parametrize(
+    ("entries", "links", "message"),
+    [
+        ({"../KA.HA1.29.tiff": b"x"}, (), "outside the target folder"),
+        ({"/abs/KA.HA1.29.tiff": b"x"}, (), "outside the target folder"),
+        ({}, ("jaffedbase/KA.HA1.29.tiff",), "symbolic link"),
+        ({"jaffedbase/readme.txt": b"x"}, (), "holds no images"),
+    ],
+)
+def test_bad_archives_are_refused_and_leave_nothing(tmp_path, entries, links, message):
+    z = _zip(tmp_path / "bad.zip", entries, links)
+    dest = tmp_path / "raw"
+    with pytest.raises(DataError, match=message):
+        data.fetch_jaffe(dest, archive=str(z))
+    assert not dest.exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["bad.zip"]  # no temporary folder left
+
+
+def test_missing_source_says_how_to_get_access(tmp_path):
+    with pytest.raises(DataError, match="request access") as err:
+        data.fetch_jaffe(tmp_path / "raw")
+    assert "data.jaffe.archive" in str(err.value)
+    with pytest.raises(DataError, match="does not exist"):
+        data.fetch_jaffe(tmp_path / "raw", archive=str(tmp_path / "nope.zip"))
+
+
+def test_jaffe_from_local_archive(tmp_path, jaffe_zip):
+    names = data.fetch_jaffe(tmp_path / "raw", archive=str(jaffe_zip), sha256=JAFFE_SHA256)
+    assert len(names) == 213
+    table, skipped = data.build_table(tmp_path / "raw")
+    assert skipped == []
+    assert table.person.nunique() == 10 and table.expression.nunique() == 7
+    assert (table.groupby("person").size()["KA"], table.groupby("expression").size()["FE"]) == (23, 32)
+    assert data.select_one_per_pair(table).sum() == 70
+    # the 23 palette images load as grey like the rest
+    assert data.load_gray(tmp_path / "raw" / "KA.AN1.39.tiff").shape == (256, 256)
+
+
+def test_jaffe_over_http(tmp_path, jaffe_zip, http_root):
+    folder, url = http_root
+    (folder / "jaffedbase.zip").write_bytes(jaffe_zip.read_bytes())
+    names = data.fetch_jaffe(
+        tmp_path / "raw", url=f"{url}/jaffedbase.zip", sha256=JAFFE_SHA256, cache_dir=tmp_path / "dl"
+    )
+    assert len(names) == 213
+    assert len(os.listdir(tmp_path / "raw")) == 213
+
+
+def test_http_token_is_sent(tmp_path, jaffe_zip, http_root, monkeypatch):
+    folder, url = http_root
+    (folder / "jaffedbase.zip").write_bytes(jaffe_zip.read_bytes())
+    with pytest.raises(DataError, match="HTTP 403.*access denied"):
+        data.fetch_jaffe(tmp_path / "raw", url=f"{url}/private/jaffedbase.zip", cache_dir=tmp_path / "dl")
+    monkeypatch.setenv("MY_TOKEN", "s3cret")
+    names = data.fetch_jaffe(
+        tmp_path / "raw", url=f"{url}/private/jaffedbase.zip", token_env="MY_TOKEN", cache_dir=tmp_path / "dl"
+    )
+    assert len(names) == 213
+
+
+def test_http_cut_short_is_an_error_and_leaves_nothing(tmp_path, jaffe_zip, http_root):
+    folder, url = http_root
+    (folder / "jaffedbase.zip").write_bytes(jaffe_zip.read_bytes())
+    dl = tmp_path / "dl"
+    with pytest.raises(DataError, match="jaffedbase.zip"):
+        data.fetch_jaffe(tmp_path / "raw", url=f"{url}/cut/jaffedbase.zip", cache_dir=dl)
+    assert not (tmp_path / "raw").exists()
+    assert list(dl.iterdir()) == []
+
+
+def test_http_truncated_file_is_refused(tmp_path, jaffe_zip, http_root):
+    folder, url = http_root
+    (folder / "jaffedbase.zip").write_bytes(jaffe_zip.read_bytes()[:5_000_000])
+    with pytest.raises(DataError, match="not a readable zip archive"):
+        data.fetch_jaffe(tmp_path / "raw", url=f"{url}/jaffedbase.zip", cache_dir=tmp_path / "dl")
+    assert not (tmp_path / "raw").exists()
+
+
+def test_http_tampered_file_fails_the_checksum(tmp_path, jaffe_zip, http_root):
+    folder, url = http_root
+    payload = bytearray(jaffe_zip.read_bytes())
+    payload[1000] ^= 0xFF
+    (folder / "jaffedbase.zip").write_bytes(bytes(payload))
+    dl = tmp_path / "dl"
+    with pytest.raises(DataError, match=f"expected {JAFFE_SHA256}"):
+        data.fetch_jaffe(tmp_path / "raw", url=f"{url}/jaffedbase.zip", sha256=JAFFE_SHA256, cache_dir=dl)
+    assert not (tmp_path / "raw").exists()
+    assert list(dl.iterdir()) == []  # the bad download is not kept for next time
+
+
+def test_http_missing_file(tmp_path, http_root):
+    _, url = http_root
+    with pytest.raises(DataError, match="HTTP 404"):
+        data.fetch_jaffe(tmp_path / "raw", url=f"{url}/nothing.zip", cache_dir=tmp_path / "dl")
+    assert not (tmp_path / "raw").exists()
+
+
+def test_read_table_keeps_person_na(tmp_path):
+    p = tmp_path / "t.csv"
+    p.write_text("path,person,expression,repeat,image_id,selected\nx,NA,HA,1,2,True\n")
+    assert data.read_table(p).person.tolist() == ["NA"]

@@ -1,0 +1,136 @@
+import numpy as np
+import pytest
+import torch
+
+from facearith import config, features, model, synthetic, train
+from facearith.data import build_table, load_images
+
+MODEL = {**config.DEFAULTS["model"], "dim": 8}
+
+
+@pytest.fixture(scope="module")
+def tiny_set(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("faces")
+    synthetic.generate(folder, persons=3, images_per_pair=1, size=48, seed=0)
+    table, _ = build_table(folder)
+    return table, load_images(table.path.tolist())
+
+
+def test_pool_and_normalize():
+    fmap = torch.tensor([[[[1.0, 2.0], [3.0, 10.0]]]])
+    assert model.pool(fmap, "median").item() == 2.0  # torch's median takes the lower middle value
+    assert model.pool(fmap, "mean").item() == 4.0
+    assert model.pool(fmap, "max").item() == 10.0
+    z = model.normalize(torch.zeros(2, 5))
+    assert not torch.isnan(z).any() and (z == 0).all()
+
+
+@pytest.mark.parametrize("embedding", ["split", "seed"])
+def test_features_are_unit_nonnegative_and_in_order(tiny_set, embedding):
+    table, images = tiny_set
+    torch.manual_seed(0)
+    net = model.build({**MODEL, "embedding": embedding}, 21, 3, 7)
+    train.recalibrate_batchnorm(net, images, 32, torch.device("cpu"))
+    f = features.extract(net, images, 32, batch_size=5)
+    assert f.shape == (21, 16 if embedding == "split" else 1280) and f.dtype == np.float32
+    assert (f >= 0).all() and np.allclose(np.linalg.norm(f, axis=1), 1, atol=1e-5)
+    one_by_one = np.concatenate([features.extract(net, [img], 32) for img in images[:4]])
+    assert np.allclose(one_by_one, f[:4], atol=1e-4)  # batching changes float rounding only
+
+
+def test_save_and_load_round_trip(tmp_path, tiny_set):
+    _, images = tiny_set
+    torch.manual_seed(0)
+    net = model.build(MODEL, 21, 3, 7).eval()
+    path = tmp_path / "m.pt"
+    model.save(net, path, MODEL, 21, {"persons": ["a", "b", "c"], "expressions": list("abcdefg"), "image_size": 32})
+    back, blob = model.load(path)
+    assert blob["image_size"] == 32
+    assert np.allclose(features.extract(net, images, 32), features.extract(back, images, 32))
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]
+
+
+def test_load_errors_name_the_file(tmp_path):
+    with pytest.raises(model.ModelError, match="nope.pt not found"):
+        model.load(tmp_path / "nope.pt")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"garbage")
+    with pytest.raises(model.ModelError, match="bad.pt is not a readable"):
+        model.load(bad)
+
+
+def test_pretrained_offline_names_the_file_to_provide(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "hub"))
+    # nothing outside this machine answers; point the download at a closed local port to be sure
+    monkeypatch.setattr("torch.hub.download_url_to_file", _refuse)
+    with pytest.raises(model.ModelError) as err:
+        model.build({**MODEL, "pretrained": True}, 21, 3, 7)
+    msg = str(err.value)
+    assert "mobilenet_v2-b0353104.pth" in msg and str(tmp_path / "hub") in msg and "model.weights" in msg
+    with pytest.raises(model.ModelError, match="missing.pth does not exist"):
+        model.build({**MODEL, "pretrained": True, "weights": str(tmp_path / "missing.pth")}, 21, 3, 7)
+
+
+def _refuse(url, dst, progress=False):
+    import urllib.request
+
+    urllib.request.urlopen("http://127.0.0.1:9/", timeout=5)
+
+
+def test_pretrained_loads_a_provided_weights_file(tmp_path):
+    from torchvision.models import mobilenet_v2
+
+    torch.manual_seed(1)
+    reference = mobilenet_v2()
+    path = tmp_path / "mobilenet_v2-b0353104.pth"
+    torch.save(reference.state_dict(), path)
+    net = model.build({**MODEL, "pretrained": True, "weights": str(path)}, 21, 3, 7)
+    assert torch.equal(net.net._features[0][0].weight, reference.features[0][0].weight)
+
+
+def test_cuda_requested_without_cuda():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(model.ModelError, match="no CUDA device"):
+        model.resolve_device("cuda")
+    assert model.resolve_device("auto").type == "cpu"
+
+
+def _train_once(images, table, epochs=3):
+    params = {**config.DEFAULTS["train"], "epochs": epochs, "image_size": 32, "batch_size": 8, "threads": 1}
+    train.seed_everything(0, 1)
+    net = model.build(MODEL, 21, 3, 7)
+    result = train.train(
+        net, images, table.person.to_numpy(), table.expression.to_numpy(), params, torch.device("cpu"), progress=False
+    )
+    return net, result
+
+
+def test_training_is_seeded_and_lowers_the_loss(tiny_set):
+    table, images = tiny_set
+    net_a, a = _train_once(images, table, epochs=12)
+    assert len(a.losses) == 12 and a.images_seen == 12 * 21 * 3 and a.images_per_second > 0
+    assert np.mean(a.losses[-3:]) < np.mean(a.losses[:3])
+    net_b, b = _train_once(images, table, epochs=12)
+    assert a.losses == b.losses
+    assert np.array_equal(features.extract(net_a, images, 32), features.extract(net_b, images, 32))
+
+
+def test_seed_embedding_trains_with_triplets_alone(tiny_set):
+    table, images = tiny_set
+    params = {**config.DEFAULTS["train"], "epochs": 1, "image_size": 32, "ce_weight": 0.0}
+    net = model.build({**MODEL, "embedding": "seed"}, 21, 3, 7)
+    result = train.train(
+        net, images, table.person.to_numpy(), table.expression.to_numpy(), params, torch.device("cpu"), progress=False
+    )
+    assert len(result.losses) == 1 and np.isfinite(result.losses[0])
+    with pytest.raises(ValueError, match="needs model.embedding: split"):
+        train.train(
+            net,
+            images,
+            table.person.to_numpy(),
+            table.expression.to_numpy(),
+            {**params, "ce_weight": 1.0},
+            torch.device("cpu"),
+            progress=False,
+        )

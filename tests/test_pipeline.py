@@ -1,0 +1,100 @@
+"""End to end: the real dvc.yaml and stages in a temporary git repository, on a tiny configuration."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .conftest import ROOT
+
+TINY = {
+    "data": {"synthetic": {"persons": 3, "images_per_pair": 2, "size": 48}},
+    "model": {"dim": 8},
+    "train": {"epochs": 1, "image_size": 32, "batch_size": 8, "threads": 1},
+    "evaluate": {"seed_queries": 10},
+}
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(base[k], v) if isinstance(v, dict) else v
+    return out
+
+
+def _run(cmd: list[str], cwd: Path) -> str:
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout + proc.stderr
+
+
+@pytest.fixture
+def repo(tmp_path):
+    for name in ("dvc.yaml", "stages", "src", ".dvcignore", ".gitignore"):
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
+    params = _merge(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    _run(["git", "init", "-q"], tmp_path)
+    _run(["git", "config", "user.email", "t@example.com"], tmp_path)
+    _run(["git", "config", "user.name", "test"], tmp_path)
+    _run(["dvc", "init", "-q"], tmp_path)
+    _run(["git", "add", "-A"], tmp_path)
+    _run(["git", "commit", "-qm", "init"], tmp_path)
+    return tmp_path
+
+
+def test_repro_metrics_diff_and_noop(repo):
+    _run(["dvc", "repro"], repo)
+    train_m = json.loads((repo / "metrics/train.json").read_text())
+    eval_m = json.loads((repo / "metrics/eval.json").read_text())
+    assert train_m["epochs"] == 1 and train_m["images_per_second"] > 0
+    assert eval_m["composition"]["queries"] == 21 and 0 <= eval_m["composition"]["top1"] <= 1
+    assert eval_m["composition_seed"]["queries"] == 10
+    assert (repo / "dvclive/plots/metrics/loss.tsv").is_file()
+    assert (repo / "data/index/ngt").is_dir()
+    _run(["git", "add", "-A"], repo)
+    _run(["git", "commit", "-qm", "run 1"], repo)
+
+    assert "up to date" in _run(["dvc", "repro"], repo)  # nothing changed: a no-op
+
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["train"]["epochs"] = 2
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = _run(["dvc", "repro"], repo)
+    assert "Running stage 'train'" in out and "Running stage 'data'" not in out
+    diff = json.loads(_run(["dvc", "metrics", "diff", "--json"], repo))
+    assert diff["metrics/train.json"]["epochs"] == {"old": 1, "new": 2, "diff": 1}
+    params_diff = json.loads(_run(["dvc", "params", "diff", "--json"], repo))
+    assert params_diff["params.yaml"]["train.epochs"] == {"old": 1, "new": 2, "diff": 1}
+    assert "loss.tsv" in _run(["dvc", "plots", "show", "--json"], repo)
+
+
+def test_exp_run_with_set_param(repo):
+    _run(["dvc", "exp", "run", "-S", "train.epochs=2", "--name", "two"], repo)
+    shown = json.loads(_run(["dvc", "exp", "show", "--json"], repo))
+    text = json.dumps(shown)
+    assert '"two"' in text and '"composition"' in text
+
+
+def test_stage_errors_are_one_clear_line(repo):
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["train"]["epochs"] = -3
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    proc = subprocess.run([sys.executable, "stages/train.py"], cwd=repo, env=env, capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == "train: error: params: 'train.epochs' is -3; it must be 0 or more"
+
+    params["train"]["epochs"] = 1
+    params["data"]["source"] = "jaffe"
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    proc = subprocess.run([sys.executable, "stages/data.py"], cwd=repo, env=env, capture_output=True, text=True)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "request access" in proc.stderr and not (repo / "data/raw").exists()
