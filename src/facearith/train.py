@@ -152,6 +152,8 @@ def train(
         bar.set_postfix(loss=f"{epoch_loss:.4f}")
         if on_epoch is not None:
             on_epoch(epoch, epoch_loss)
-    recalibrate_batchnorm(model, images, p["image_size"], device)
+    if p["recalibrate_bn"]:
+        recalibrate_batchnorm(model, images, p["image_size"], device)
+    model.eval()
     result.seconds = time.perf_counter() - start
     return result
