@@ -1,0 +1,173 @@
+"""Ask a trained pipeline: a person with an expression, or an image with another expression."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from facearith import arithmetic, data, index
+
+
+class QueryError(RuntimeError):
+    """The question cannot be asked: the pipeline has not run, or a name or file is unknown."""
+
+
+@dataclass
+class Pipeline:
+    """What the last `dvc repro` produced, loaded once: the indexed rows, their features, the index."""
+
+    root: Path
+    table: object  # pandas.DataFrame of the indexed (selected) rows, in index order
+    features: np.ndarray
+    searcher: index.NGTSearcher
+    persons: dict[str, np.ndarray]
+    expressions: dict[str, np.ndarray]
+    model_path: Path
+    _model: tuple | None = field(default=None, repr=False)
+
+    @classmethod
+    def open(cls, root: str | os.PathLike = ".", epsilon: float = 0.1) -> Pipeline:
+        root = Path(root)
+        needed = {
+            "table": root / "data/prepared/table.csv",
+            "features": root / "data/features.npy",
+            "index": root / "data/index" / index.NGT_DIR,
+            "model": root / "models/model.pt",
+        }
+        missing = [str(p) for p in needed.values() if not p.exists()]
+        if missing:
+            raise QueryError(
+                f"the pipeline has not run yet in {root.resolve()} (missing: {', '.join(missing)}); "
+                "run `make repro` (or `dvc repro`) there first"
+            )
+        table = data.read_table(needed["table"])
+        mask = table["selected"].to_numpy()
+        feats = np.load(needed["features"])
+        if len(feats) != len(table):
+            raise QueryError(f"{needed['features']} does not match {needed['table']}; run `dvc repro`")
+        table, feats = table[mask].reset_index(drop=True), feats[mask]
+        searcher = index.NGTSearcher(root / "data/index", epsilon)
+        persons = arithmetic.label_vectors(feats, table.person.to_numpy())
+        expressions = arithmetic.label_vectors(feats, table.expression.to_numpy())
+        return cls(root, table, feats, searcher, persons, expressions, needed["model"])
+
+    def vector(self, kind: str, name: str) -> np.ndarray:
+        vectors = self.persons if kind == "person" else self.expressions
+        if name not in vectors:
+            raise QueryError(f"unknown {kind} {name!r}; known: {', '.join(sorted(vectors))}")
+        return vectors[name]
+
+    def image_features(self, path: str | os.PathLike) -> np.ndarray:
+        """The trained model's feature of an image file (any format Pillow reads)."""
+        from facearith import features
+
+        if not Path(path).is_file():
+            raise QueryError(f"image {path} does not exist")
+        try:
+            img = data.load_gray(path)
+        except data.DataError as exc:
+            raise QueryError(str(exc)) from None
+        net, blob = self.model()
+        return features.extract(net, [img], blob["image_size"])[0]
+
+    def model(self) -> tuple:
+        """The trained model, loaded on first use."""
+        from facearith import model
+
+        if self._model is None:
+            self._model = model.load(self.model_path)
+        return self._model
+
+    def nearest_expression(self, feature: np.ndarray) -> str:
+        names = sorted(self.expressions)
+        sims = np.stack([self.expressions[n] for n in names]) @ feature
+        return names[int(np.argmax(sims))]
+
+    def search(self, query: np.ndarray, k: int) -> list[dict]:
+        ids, dists = self.searcher.search(query[None], k)
+        out = []
+        for rank, (i, d) in enumerate(zip(ids[0], dists[0], strict=True), start=1):
+            if i < 0:
+                continue
+            row = self.table.iloc[int(i)]
+            out.append(
+                {
+                    "rank": rank,
+                    "path": row.path,
+                    "person": row.person,
+                    "expression": row.expression,
+                    "distance": round(float(d), 6),
+                }
+            )
+        return out
+
+
+def compose_query(
+    pipe: Pipeline,
+    person: str | None = None,
+    expression: str | None = None,
+    image: str | None = None,
+    plus: str | None = None,
+    minus: str | None = None,
+) -> tuple[np.ndarray, dict]:
+    """The query vector and a description of it, for either form of question."""
+    if image is None:
+        if not (person and expression):
+            raise QueryError("give --person and --expression, or --image and --plus")
+        q = arithmetic.compose([pipe.vector("person", person), pipe.vector("expression", expression)])
+        return q, {"person": person, "expression": expression}
+    if not plus:
+        raise QueryError("--image needs --plus EXPRESSION (the expression to show)")
+    v_plus = pipe.vector("expression", plus)
+    f = pipe.image_features(image)
+    inferred = minus is None
+    minus = minus or pipe.nearest_expression(f)
+    q = arithmetic.compose([f, v_plus], [pipe.vector("expression", minus)])
+    return q, {"image": str(image), "plus": plus, "minus": minus, "minus_inferred": inferred}
+
+
+def strip(pipe: Pipeline, described: dict, results: list[dict], out: str | os.PathLike, tile: int = 128) -> None:
+    """One PNG: the query (the image, or the names) then its results, hits framed green, misses red."""
+    from PIL import Image, ImageDraw
+
+    from facearith.fsutil import atomic_path
+
+    canvas = Image.new("RGB", ((len(results) + 1) * (tile + 8) + 8, tile + 40), "white")
+    draw = ImageDraw.Draw(canvas)
+    if "image" in described:
+        first = Image.fromarray(data.load_gray(described["image"])).resize((tile, tile)).convert("RGB")
+        canvas.paste(first, (8, 8))
+        label = f"-{described['minus']} +{described['plus']}"
+    else:
+        draw.rectangle([8, 8, 8 + tile, 8 + tile], outline="black")
+        draw.text((16, tile // 2), f"{described['person']} + {described['expression']}", fill="black")
+        label = "query"
+    draw.text((8, tile + 16), label, fill="black")
+    want_expr = described.get("expression") or described.get("plus")
+    for j, r in enumerate(results, start=1):
+        x = 8 + j * (tile + 8)
+        img = Image.fromarray(data.load_gray(r["path"])).resize((tile, tile)).convert("RGB")
+        canvas.paste(img, (x, 8))
+        hit = r["expression"] == want_expr and described.get("person", r["person"]) == r["person"]
+        draw.rectangle([x - 3, 5, x + tile + 2, tile + 10], outline="green" if hit else "red", width=3)
+        draw.text((x, tile + 16), f"{r['rank']}. {r['person']} {r['expression']} {r['distance']:.3f}", fill="black")
+    with atomic_path(out) as tmp:
+        canvas.save(tmp, format="PNG")
+
+
+def run_query(args) -> dict:
+    t0 = time.perf_counter()
+    pipe = Pipeline.open(args.root)
+    if args.image:
+        pipe.model()  # loaded up front, so that its time is not the query's
+    t1 = time.perf_counter()
+    q, described = compose_query(pipe, args.person, args.expression, args.image, args.plus, args.minus)
+    results = pipe.search(q, args.k)
+    t2 = time.perf_counter()
+    if args.out:
+        strip(pipe, described, results, args.out)
+    return {"query": described, "results": results, "seconds": {"load": round(t1 - t0, 4), "query": round(t2 - t1, 4)}}
