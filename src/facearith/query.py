@@ -50,6 +50,8 @@ class Pipeline:
         if len(feats) != len(table):
             raise QueryError(f"{needed['features']} does not match {needed['table']}; run `dvc repro`")
         table, feats = table[mask].reset_index(drop=True), feats[mask]
+        # the table's paths are relative to the pipeline's folder, which need not be the current one
+        table["path"] = [p if os.path.isabs(p) else (root / p).as_posix() for p in table.path]
         searcher = index.NGTSearcher(root / "data/index", epsilon)
         persons = arithmetic.label_vectors(feats, table.person.to_numpy())
         expressions = arithmetic.label_vectors(feats, table.expression.to_numpy())

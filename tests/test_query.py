@@ -1,0 +1,116 @@
+"""`facearith query` as a user runs it: a subprocess on a tiny pipeline trained by the real stage scripts."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from PIL import Image
+
+from .conftest import ROOT
+from .test_pipeline import TINY, _merge
+
+BIN = Path(sys.executable).parent
+STAGES = ["data", "prepare", "train", "features", "index", "evaluate"]
+
+
+def _env() -> dict:
+    return dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pipe")
+    shutil.copytree(ROOT / "stages", root / "stages")
+    # enough training for the tiny set to compose perfectly, so that a right answer is known
+    params = _merge(yaml.safe_load((ROOT / "params.yaml").read_text()), _merge(TINY, {"train": {"epochs": 25}}))
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    for stage in STAGES:
+        proc = subprocess.run(
+            [sys.executable, f"stages/{stage}.py"], cwd=root, env=_env(), capture_output=True, text=True
+        )
+        assert proc.returncode == 0, proc.stderr
+    metrics = json.loads((root / "metrics/eval.json").read_text())
+    assert metrics["composition"]["top1"] == 1.0, metrics
+    return root
+
+
+def facearith(root: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(BIN / "facearith"), "query", "--root", str(root), *args],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_composition_finds_the_pair(pipeline):
+    proc = facearith(pipeline, "--person", "BC", "--expression", "HA", "-k", "3")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "BC + HA"
+    assert lines[1].split() == ["rank", "person", "expression", "distance", "path"]
+    assert lines[2].split()[:3] == ["1", "BC", "HA"]
+    assert len(lines) == 5
+
+
+def test_json_output_parses(pipeline):
+    proc = facearith(pipeline, "--person", "BG", "--expression", "SU", "--json")
+    assert proc.returncode == 0, proc.stderr
+    answer = json.loads(proc.stdout)
+    assert answer["query"] == {"person": "BG", "expression": "SU"}
+    assert len(answer["results"]) == 5
+    first = answer["results"][0]
+    assert (first["rank"], first["person"], first["expression"]) == (1, "BG", "SU")
+    assert [r["distance"] for r in answer["results"]] == sorted(r["distance"] for r in answer["results"])
+    assert answer["seconds"]["query"] >= 0
+
+
+def test_image_query_with_inferred_expression_and_strip(pipeline, tmp_path):
+    # an image from outside the dataset folder, in another format, with no extension
+    src = next((pipeline / "data/raw").glob("BJ.SA1.*.tiff"))
+    outside = tmp_path / "face"
+    Image.open(src).convert("RGB").save(outside, format="PNG")
+    out = tmp_path / "strip.png"
+    proc = facearith(pipeline, "--image", str(outside), "--plus", "HA", "--json", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    answer = json.loads(proc.stdout)
+    assert answer["query"]["minus_inferred"] is True
+    assert answer["query"]["minus"] in {"AN", "DI", "FE", "HA", "NE", "SA", "SU"}
+    with Image.open(out) as im:
+        assert im.format == "PNG" and im.size[0] > im.size[1] > 0
+    proc = facearith(pipeline, "--image", str(outside), "--plus", "HA", "--minus", "SA")
+    assert proc.returncode == 0 and "expression SA (given) -> HA" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--person", "ZZ", "--expression", "HA"], "unknown person 'ZZ'; known: BC, BG, BJ"),
+        (["--person", "BC", "--expression", "XX"], "unknown expression 'XX'; known: AN, DI, FE, HA, NE, SA, SU"),
+        (["--image", "/nonexistent.png", "--plus", "HA"], "image /nonexistent.png does not exist"),
+        (["--person", "BC"], "give --person and --expression, or --image and --plus"),
+    ],
+)
+def test_bad_input_is_one_clear_line(pipeline, args, message):
+    proc = facearith(pipeline, *args)
+    assert proc.returncode == 1
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_unreadable_image_is_named(pipeline, tmp_path):
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not a face")
+    proc = facearith(pipeline, "--image", str(bad), "--plus", "HA")
+    assert proc.returncode == 1 and f"cannot read image {bad}" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_before_the_pipeline_ran(tmp_path):
+    proc = facearith(tmp_path, "--person", "KA", "--expression", "HA")
+    assert proc.returncode == 1
+    assert "the pipeline has not run yet" in proc.stderr and "make repro" in proc.stderr
