@@ -1,6 +1,7 @@
 """Stage train: triplet training of the network on the selected images; the model, metrics and loss curve."""
 
 import argparse
+from pathlib import Path
 
 from dvclive import Live
 from facearith import cli, config, data, model, train
@@ -21,10 +22,14 @@ def main() -> None:
     train_rows = table[table["selected"]]
     num_classes = table.person.nunique() * table.expression.nunique()
     device = model.resolve_device(tp["device"])
+    if tp["device"] == "auto" and device.type == "cpu":
+        print("train: warning: train.device is auto and no CUDA device is available; training on the CPU")
     print(f"train: {len(train_rows)} images, device {device}")
     train.seed_everything(tp["seed"], tp["threads"])
     net = model.build(params["model"], num_classes, table.person.nunique(), table.expression.nunique())
     images = data.load_images(train_rows.path.tolist())
+    ck = params["checkpoint"]
+    fingerprint = train.fingerprint(params["model"], tp, args.table)
     with Live(args.live, dvcyaml=None, save_dvc_exp=False, report=None) as live:
 
         def log(epoch: int, loss: float) -> None:
@@ -32,7 +37,16 @@ def main() -> None:
             live.next_step()
 
         result = train.train(
-            net, images, train_rows.person.to_numpy(), train_rows.expression.to_numpy(), tp, device, on_epoch=log
+            net,
+            images,
+            train_rows.person.to_numpy(),
+            train_rows.expression.to_numpy(),
+            tp,
+            device,
+            on_epoch=log,
+            checkpoint=ck["path"] or None,
+            resume=ck["resume"],
+            fingerprint=fingerprint,
         )
     extra = {
         "persons": sorted(table.person.unique()),
@@ -50,6 +64,8 @@ def main() -> None:
             "device": device.type,
         },
     )
+    if ck["path"]:
+        Path(ck["path"]).unlink(missing_ok=True)  # finished: nothing left to resume
     print(f"train: {tp['epochs']} epochs in {result.seconds:.1f} s ({result.images_per_second:.1f} images/s)")
 
 

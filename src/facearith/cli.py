@@ -23,7 +23,7 @@ def run(main: Callable[[], None], name: str) -> None:
         print(f"{name}: error: {exc}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
-        print(f"{name}: interrupted; nothing was written", file=sys.stderr)
+        print(f"{name}: interrupted; no output was written", file=sys.stderr)
         sys.exit(130)
 
 

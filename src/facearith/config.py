@@ -51,6 +51,7 @@ DEFAULTS: dict[str, Any] = {
         },
     },
     "features": {"batch_size": 64},
+    "checkpoint": {"path": "checkpoints/train.pt", "resume": True},
     "index": {"edge_size_for_creation": 10, "edge_size_for_search": 40, "epsilon": 0.1},
     "evaluate": {"k": 5, "seed_queries": 100, "seed": 0},
 }

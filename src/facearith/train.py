@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import random
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,6 +28,20 @@ class TrainResult:
     @property
     def images_per_second(self) -> float:
         return self.images_seen / self.seconds if self.seconds > 0 else 0.0
+
+
+def fingerprint(model_params: dict[str, Any], train_params: dict[str, Any], table_path: str | os.PathLike) -> str:
+    """What a checkpoint must match to be resumed: the params, the table and the training code."""
+    import hashlib
+    import json
+
+    from facearith import model, triplets
+
+    h = hashlib.sha256(json.dumps([model_params, train_params], sort_keys=True).encode())
+    h.update(Path(table_path).read_bytes())
+    for module in (model, triplets, sys.modules[__name__]):
+        h.update(Path(module.__file__).read_bytes())
+    return h.hexdigest()
 
 
 def seed_everything(seed: int, threads: int = 0) -> None:
@@ -109,8 +126,16 @@ def train(
     device: torch.device,
     on_epoch: Callable[[int, float], None] | None = None,
     progress: bool = True,
+    checkpoint: str | os.PathLike | None = None,
+    resume: bool = False,
+    fingerprint: str = "",
 ) -> TrainResult:
-    """Train `model` in place on `images` with the labels given; returns the loss per epoch and the speed."""
+    """Train `model` in place on `images` with the labels given; returns the loss per epoch and the speed.
+
+    With `checkpoint`, the state after each epoch (weights, optimiser, random generators) is written there;
+    with `resume`, a checkpoint of the same `fingerprint` is continued, giving the same result as an
+    uninterrupted run. `on_epoch` is called for every epoch, replayed ones included.
+    """
     from tqdm.auto import tqdm
 
     p = params
@@ -123,8 +148,14 @@ def train(
     optimizer = torch.optim.Adam(model.parameters(), lr=p["lr"])
     model.to(device).train()
     result = TrainResult()
+    first = 0
+    if checkpoint and resume:
+        first = _restore(checkpoint, fingerprint, model, optimizer, rng, result)
+        for epoch, loss in enumerate(result.losses):
+            if on_epoch is not None:
+                on_epoch(epoch, loss)
     start = time.perf_counter()
-    bar = tqdm(range(p["epochs"]), desc="train", unit="epoch", disable=not progress)
+    bar = tqdm(range(first, p["epochs"]), desc="train", unit="epoch", disable=not progress)
     for epoch in bar:
         rows = sample_triplets(identities, attributes, rng)
         rows = rows[rng.permutation(len(rows))]
@@ -152,8 +183,50 @@ def train(
         bar.set_postfix(loss=f"{epoch_loss:.4f}")
         if on_epoch is not None:
             on_epoch(epoch, epoch_loss)
+        if checkpoint:
+            _save_checkpoint(checkpoint, fingerprint, epoch + 1, model, optimizer, rng, result)
     if p["recalibrate_bn"]:
         recalibrate_batchnorm(model, images, p["image_size"], device)
     model.eval()
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _save_checkpoint(path, fingerprint, epochs_done, model, optimizer, rng, result) -> None:
+    from facearith.fsutil import atomic_path
+
+    state = {
+        "fingerprint": fingerprint,
+        "epochs_done": epochs_done,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "losses": list(result.losses),
+        "torch_rng": torch.get_rng_state(),
+        "numpy_rng": rng.bit_generator.state,
+        "python_rng": random.getstate(),
+    }
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def _restore(path, fingerprint, model, optimizer, rng, result) -> int:
+    """Load a matching checkpoint into the training state; return the number of epochs it had done."""
+    path = Path(path)
+    if not path.is_file():
+        return 0
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        print(f"train: ignoring unreadable checkpoint {path} ({exc.__class__.__name__}); starting afresh")
+        return 0
+    if state.get("fingerprint") != fingerprint:
+        print(f"train: checkpoint {path} is of other params, data or code; starting afresh")
+        return 0
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["torch_rng"])
+    rng.bit_generator.state = state["numpy_rng"]
+    random.setstate(state["python_rng"])
+    result.losses = list(state["losses"])  # images_seen stays 0: the speed is this run's own
+    print(f"train: resuming from {path} after epoch {state['epochs_done']}")
+    return state["epochs_done"]

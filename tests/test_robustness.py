@@ -1,0 +1,173 @@
+"""Interrupted runs, resuming, determinism and bad data, through the real stage scripts and DVC."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from .conftest import ROOT
+from .test_pipeline import TINY, _merge, _run
+
+ENV = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+
+
+def _workdir(root: Path, over: dict) -> Path:
+    shutil.copytree(ROOT / "stages", root / "stages")
+    params = _merge(yaml.safe_load((ROOT / "params.yaml").read_text()), _merge(TINY, over))
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    for stage in ("data", "prepare"):
+        subprocess.run([sys.executable, f"stages/{stage}.py"], cwd=root, env=ENV, check=True, capture_output=True)
+    return root
+
+
+def _stage(root: Path, name: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, f"stages/{name}.py"], cwd=root, env=ENV, capture_output=True, text=True)
+
+
+def _epochs_done(path: Path) -> int:
+    try:
+        return torch.load(path, weights_only=True)["epochs_done"]
+    except Exception:
+        return 0
+
+
+def _interrupt_training(root: Path, sig: int) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [sys.executable, "stages/train.py"],
+        cwd=root,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    ck = root / "checkpoints/train.pt"
+    deadline = time.monotonic() + 300
+    while _epochs_done(ck) < 2:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    proc.send_signal(sig)
+    proc.communicate(timeout=120)
+    return proc
+
+
+def _leftovers(root: Path) -> list[str]:
+    return sorted(p.name for d in ("models", "metrics") if (root / d).exists() for p in (root / d).iterdir())
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+def test_interrupted_training_leaves_nothing_and_resumes_to_the_same_model(tmp_path, sig):
+    over = {"train": {"epochs": 6}}
+    whole = _workdir(tmp_path / "whole", over)
+    assert _stage(whole, "train").returncode == 0
+    assert not (whole / "checkpoints/train.pt").exists()  # removed once training finished
+
+    cut = _workdir(tmp_path / "cut", over)
+    proc = _interrupt_training(cut, sig)
+    assert proc.returncode == (130 if sig == signal.SIGINT else -signal.SIGKILL)
+    assert not (cut / "models/model.pt").exists() and not (cut / "metrics/train.json").exists()
+    if sig == signal.SIGINT:
+        assert _leftovers(cut) == []  # not even a temporary file
+    resumed = _stage(cut, "train")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming from checkpoints/train.pt after epoch" in resumed.stdout
+
+    a = torch.load(whole / "models/model.pt", weights_only=True)["state_dict"]
+    b = torch.load(cut / "models/model.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    la = json.loads((whole / "metrics/train.json").read_text())["loss"]
+    assert la == json.loads((cut / "metrics/train.json").read_text())["loss"]
+
+
+def test_a_checkpoint_of_other_params_is_not_resumed(tmp_path):
+    root = _workdir(tmp_path, {"train": {"epochs": 6}})
+    _interrupt_training(root, signal.SIGINT)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["train"]["lr"] = 0.002
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    proc = _stage(root, "train")
+    assert proc.returncode == 0 and "is of other params, data or code; starting afresh" in proc.stdout
+
+
+def test_dvc_repro_after_an_interrupt_and_two_forced_runs_agree(tmp_path):
+    root = tmp_path
+    for name in ("dvc.yaml", "stages", "src", ".dvcignore", ".gitignore"):
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, root / name)
+    params = _merge(yaml.safe_load((ROOT / "params.yaml").read_text()), _merge(TINY, {"train": {"epochs": 8}}))
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    for cmd in (
+        ["git", "init", "-q"],
+        ["dvc", "init", "-q"],
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "init"],
+    ):
+        _run(cmd, root)
+
+    proc = subprocess.Popen(
+        ["dvc", "repro"],
+        cwd=root,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 300
+    while _epochs_done(root / "checkpoints/train.pt") < 1:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches dvc and the stage alike
+    proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert not (root / "models/model.pt").exists()
+    assert "train" in _run(["dvc", "status"], root)  # DVC does not take the train stage as done
+
+    out = _run(["dvc", "repro"], root)
+    assert "resuming from" in out
+    assert "up to date" in _run(["dvc", "status"], root)
+    first = json.loads((root / "metrics/eval.json").read_text())
+    loss = json.loads((root / "metrics/train.json").read_text())["loss"]
+
+    _run(["dvc", "repro", "--force"], root)
+    assert json.loads((root / "metrics/eval.json").read_text()) == first
+    assert json.loads((root / "metrics/train.json").read_text())["loss"] == loss
+
+
+def test_training_on_a_single_expression_is_a_clear_error(tmp_path):
+    root = _workdir(tmp_path, {})
+    for p in (root / "data/raw").iterdir():
+        if ".HA" not in p.name:
+            p.unlink()
+    assert _stage(root, "prepare").returncode == 0
+    proc = _stage(root, "train")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "training needs at least 2 expressions (attributes), the data has 1" in proc.stderr
+    assert _leftovers(root) == []
+
+
+def test_odd_images_are_converted_or_named(tmp_path):
+    from PIL import Image
+
+    root = _workdir(tmp_path, {})
+    raw = root / "data/raw"
+    victims = sorted(raw.iterdir())
+    Image.open(victims[0]).convert("RGB").resize((80, 60)).save(victims[0], format="TIFF")  # colour, other size
+    Image.open(victims[1]).convert("P").save(victims[1], format="TIFF")  # palette
+    (raw / "notes.txt").write_text("not an image")  # does not follow the naming: reported, left out
+    proc = _stage(root, "prepare")
+    assert proc.returncode == 0 and "1 files do not follow" in proc.stdout and "notes.txt" in proc.stdout
+    assert _stage(root, "train").returncode == 0
+    victims[2].write_bytes(b"garbage")
+    assert _stage(root, "prepare").returncode == 0
+    proc = _stage(root, "train")
+    assert proc.returncode == 1 and f"cannot read image data/raw/{victims[2].name}" in proc.stderr
