@@ -160,3 +160,15 @@ def test_read_table_keeps_person_na(tmp_path):
     p = tmp_path / "t.csv"
     p.write_text("path,person,expression,repeat,image_id,selected\nx,NA,HA,1,2,True\n")
     assert data.read_table(p).person.tolist() == ["NA"]
+
+
+def test_corrupt_entry_is_refused_and_leaves_nothing(tmp_path):
+    payload = bytes(range(256)) * 64
+    z = _zip(tmp_path / "c.zip", {"jaffedbase/KA.HA1.29.tiff": payload})
+    raw = bytearray(z.read_bytes())
+    at = raw.index(payload[:64])  # stored uncompressed: flip a byte of the entry's data, so its CRC fails
+    raw[at + 100] ^= 0xFF
+    z.write_bytes(bytes(raw))
+    with pytest.raises(DataError, match="entry 'jaffedbase/KA.HA1.29.tiff' is damaged"):
+        data.fetch_jaffe(tmp_path / "raw", archive=str(z))
+    assert not (tmp_path / "raw").exists()

@@ -73,7 +73,10 @@ def test_repro_metrics_diff_and_noop(repo):
     assert diff["metrics/train.json"]["epochs"] == {"old": 1, "new": 2, "diff": 1}
     params_diff = json.loads(_run(["dvc", "params", "diff", "--json"], repo))
     assert params_diff["params.yaml"]["train.epochs"] == {"old": 1, "new": 2, "diff": 1}
-    assert "loss.tsv" in _run(["dvc", "plots", "show", "--json"], repo)
+    plots = json.loads(_run(["dvc", "plots", "show", "--json"], repo))["data"]
+    assert "Training loss per epoch" in plots
+    values = plots["Training loss per epoch"][0]["content"]["data"]["values"]
+    assert [int(v["step"]) for v in values] == [0, 1]  # one point per epoch of the 2-epoch run
 
 
 def test_exp_run_with_set_param(repo):

@@ -40,3 +40,12 @@ def test_single_person_or_expression_is_a_clear_error():
         sample_triplets(np.array(["a", "a"]), np.array(["x", "y"]), np.random.default_rng(0))
     with pytest.raises(ValueError, match="at least 2 expressions"):
         sample_triplets(np.array(["a", "b"]), np.array(["x", "x"]), np.random.default_rng(0))
+
+
+def test_a_person_with_a_single_image_still_gets_valid_triplets():
+    ids = np.array(["a", "a", "b", "b", "c"])  # c has one image: no positive shares its person
+    attrs = np.array(["x", "y", "x", "y", "x"])
+    for seed in range(20):
+        rows = sample_triplets(ids, attrs, np.random.default_rng(seed))
+        a, p, n, kind = rows[4]
+        assert kind == BY_ATTRIBUTE and attrs[p] == "x" and p != 4 and attrs[n] != "x"
