@@ -73,3 +73,50 @@ def test_missing_index_is_a_clear_error(tmp_path):
 
     with pytest.raises(index.IndexMissingError, match="dvc repro index"):
         index.NGTSearcher(tmp_path)
+
+
+def test_transfer_on_an_additive_set_is_perfect_and_excludes_the_query():
+    feats, ids, attrs = _additive_set(persons=4, exprs=3)
+    idx = evaluate.Indexed(feats, ids, attrs, index.ExactSearcher(feats))
+    rec = evaluate.transfer_records(idx, feats, ids, attrs, np.arange(len(feats)), k=2)
+    assert len(rec) == 12 * 2  # every image to each of the 2 other expressions
+    assert rec.top1.all() and rec.topk.all()
+    assert (rec.first_id != np.repeat(np.arange(12), 2)).all()  # the query image itself never counts
+    assert set(zip(rec.identity, rec.from_attribute, rec.attribute, strict=True)) == {
+        (f"p{i}", f"e{a}", f"e{b}") for i in range(4) for a in range(3) for b in range(3) if a != b
+    }
+    assert evaluate.summarize(rec, 2) == {"top1": 1.0, "top2": 1.0, "queries": 24}
+
+
+def test_transfer_to_a_pair_that_is_not_indexed_is_not_asked():
+    feats, ids, attrs = _additive_set(persons=3, exprs=3)
+    keep = ~((ids == "p0") & (attrs == "e2"))  # (p0, e2) is not in the index
+    idx = evaluate.Indexed(feats[keep], ids[keep], attrs[keep], index.ExactSearcher(feats[keep]))
+    rec = evaluate.transfer_records(idx, feats[keep], ids[keep], attrs[keep], np.arange(int(keep.sum())))
+    assert ("p0", "e2") not in set(zip(rec.identity, rec.attribute, strict=True))
+    only = evaluate.transfer_records(idx, feats, ids, attrs, only_targets={("p1", "e0")})
+    assert set(zip(only.identity, only.attribute, strict=True)) == {("p1", "e0")} and len(only) == 2
+    empty = evaluate.transfer_records(idx, feats, ids, attrs, only_targets={("p0", "e2")})
+    assert evaluate.summarize(empty, 5) == {"top1": None, "top5": None, "queries": 0}
+
+
+def test_a_transfer_that_lands_on_the_wrong_face_is_a_miss():
+    # p0's and p1's features are swapped for e1: moving p0 to e1 finds p1's face
+    feats, ids, attrs = _additive_set(persons=3, exprs=2)
+    lab = ids.copy()
+    a, b = np.flatnonzero((ids == "p0") & (attrs == "e1"))[0], np.flatnonzero((ids == "p1") & (attrs == "e1"))[0]
+    lab[a], lab[b] = "p1", "p0"
+    idx = evaluate.Indexed(feats, lab, attrs, index.ExactSearcher(feats))
+    rec = evaluate.transfer_records(idx, feats, lab, attrs, np.arange(len(feats)), k=1)
+    row = rec[(rec.identity == "p0") & (rec.attribute == "e1")].iloc[0]
+    assert not row.top1 and row.found_identity == "p1"
+
+
+def test_ngt_recall_against_exact(tmp_path):
+    rng = np.random.default_rng(1)
+    vecs = arithmetic.normalize(rng.random((300, 24)))
+    index.build(vecs, tmp_path / "idx")
+    r = evaluate.recall(index.NGTSearcher(tmp_path / "idx"), index.ExactSearcher(vecs), vecs[:50], 10)
+    assert r["queries"] == 50 and r["recall_at_1"] == 1.0 and r["recall_at_10"] >= 0.95
+    shuffled = index.ExactSearcher(vecs[::-1])  # ids no longer agree: recall must drop
+    assert evaluate.recall(index.NGTSearcher(tmp_path / "idx"), shuffled, vecs[:50], 10)["recall_at_1"] < 0.1

@@ -57,6 +57,11 @@ def test_repro_metrics_diff_and_noop(repo):
     assert train_m["epochs"] == 1 and train_m["images_per_second"] > 0
     assert eval_m["composition"]["queries"] == 21 and 0 <= eval_m["composition"]["top1"] <= 1
     assert eval_m["composition_seed"]["queries"] == 10
+    assert eval_m["transfer"]["queries"] == 21 * 6 and eval_m["ngt"]["recall_at_1"] >= 0.99
+    assert eval_m["heldout_images"]["composition"]["queries"] == 21  # the second image of each pair
+    for base in ("baseline_untrained", "baseline_pixels"):
+        assert set(eval_m[base]) == {"composition", "transfer", "heldout_images"}
+    assert (repo / "plots/gallery.png").stat().st_size > 0
     assert (repo / "dvclive/plots/metrics/loss.tsv").is_file()
     assert (repo / "data/index/ngt").is_dir()
     _run(["git", "add", "-A"], repo)

@@ -1,17 +1,43 @@
-"""Evaluation protocols: does normalise(identity + attribute) find an image of that pair?"""
+"""Evaluation protocols on generic two-label data (identity, attribute).
+
+- composition: query normalise(v(identity) + v(attribute)); a hit when the result is of that pair.
+- transfer: from an indexed image of (i, a1), query normalise(f - v(a1) + v(a2)); a hit when the result,
+  the query image excluded, is of (i, a2).
+
+Each protocol returns one row per query (what was asked, what came first, whether the top 1 / top k hit),
+so that the summary, per-label accuracies and confusion matrices all come from the same records.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+import pandas as pd
 
 from facearith.arithmetic import compose, label_vectors
 
 
 class Searcher(Protocol):
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+@dataclass(frozen=True)
+class Indexed:
+    """The searchable side: features, their labels, and a searcher over exactly these rows (id = row)."""
+
+    features: np.ndarray
+    identities: np.ndarray
+    attributes: np.ndarray
+    searcher: Searcher
+
+    def vectors(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        return label_vectors(self.features, self.identities), label_vectors(self.features, self.attributes)
+
+    def pairs(self) -> set[tuple[str, str]]:
+        return set(all_pairs(self.identities, self.attributes))
 
 
 def all_pairs(identities: np.ndarray, attributes: np.ndarray) -> list[tuple[str, str]]:
@@ -26,17 +52,106 @@ def seed_pairs(identities: np.ndarray, attributes: np.ndarray, n: int, seed: int
     return [pairs[i] for i in rng.integers(0, len(pairs), size=n)]
 
 
-def hits(
-    ids: np.ndarray, identities: np.ndarray, attributes: np.ndarray, targets: Sequence[tuple[str, str]]
-) -> np.ndarray:
-    """(Q, k) booleans: whether result j of query q carries the target pair."""
-    identities = np.asarray(identities).astype(str)
-    attributes = np.asarray(attributes).astype(str)
+def _records(
+    idx: Indexed, queries: np.ndarray, targets: Sequence[tuple[str, str]], k: int, exclude: Sequence[int] | None
+) -> pd.DataFrame:
+    """Search, drop each query's own image (`exclude`, -1 for none), and score against the target pairs."""
+    ids, _ = idx.searcher.search(queries, k + (exclude is not None))
+    if exclude is not None:
+        kept = np.full((len(ids), k), -1, dtype=np.int64)
+        for q, row in enumerate(ids):
+            row = row[row != exclude[q]][:k]
+            kept[q, : len(row)] = row
+        ids = kept
+    ids = ids[:, :k]
+    ident = np.asarray(idx.identities).astype(str)
+    attr = np.asarray(idx.attributes).astype(str)
     want_i = np.array([t[0] for t in targets])[:, None]
     want_a = np.array([t[1] for t in targets])[:, None]
-    valid = ids >= 0
-    safe = np.where(valid, ids, 0)
-    return valid & (identities[safe] == want_i) & (attributes[safe] == want_a)
+    safe = np.where(ids >= 0, ids, 0)
+    hit = (ids >= 0) & (ident[safe] == want_i) & (attr[safe] == want_a)
+    first = safe[:, 0]
+    return pd.DataFrame(
+        {
+            "identity": want_i[:, 0],
+            "attribute": want_a[:, 0],
+            "found_identity": np.where(ids[:, 0] >= 0, ident[first], ""),
+            "found_attribute": np.where(ids[:, 0] >= 0, attr[first], ""),
+            "top1": hit[:, 0],
+            "topk": hit.any(axis=1),
+            "first_id": ids[:, 0],
+        }
+    )
+
+
+def composition_queries(idx: Indexed, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+    id_vecs, attr_vecs = idx.vectors()
+    return np.stack([compose([id_vecs[i], attr_vecs[a]]) for i, a in pairs])
+
+
+def composition_records(idx: Indexed, pairs: Sequence[tuple[str, str]], k: int = 5) -> pd.DataFrame:
+    return _records(idx, composition_queries(idx, pairs), pairs, k, exclude=None)
+
+
+@dataclass
+class TransferQueries:
+    vectors: np.ndarray
+    targets: list[tuple[str, str]]
+    sources: list[str]  # the query image's own attribute
+    exclude: list[int]  # the query image's id in the index, or -1
+
+
+def transfer_queries(
+    idx: Indexed,
+    query_features: np.ndarray,
+    query_identities: np.ndarray,
+    query_attributes: np.ndarray,
+    self_ids: Sequence[int] | None = None,
+    only_targets: set[tuple[str, str]] | None = None,
+) -> TransferQueries:
+    """Every query image moved to every other attribute whose pair with its identity is in the index.
+
+    `self_ids[q]`: the query image's own id in the index (excluded from its results), or -1.
+    `only_targets`: restrict to these target pairs (the held-out pairs protocol).
+    """
+    _, attr_vecs = idx.vectors()
+    present = idx.pairs()
+    tq = TransferQueries(np.zeros((0, idx.features.shape[1]), np.float32), [], [], [])
+    vecs = []
+    for q, (f, i, a1) in enumerate(zip(query_features, query_identities, query_attributes, strict=True)):
+        for a2 in sorted(attr_vecs):
+            target = (str(i), a2)
+            if a2 == str(a1) or target not in present or (only_targets is not None and target not in only_targets):
+                continue
+            vecs.append(compose([f, attr_vecs[a2]], [attr_vecs[str(a1)]]))
+            tq.targets.append(target)
+            tq.sources.append(str(a1))
+            tq.exclude.append(-1 if self_ids is None else int(self_ids[q]))
+    if vecs:
+        tq.vectors = np.stack(vecs)
+    return tq
+
+
+def transfer_records(idx: Indexed, *args, k: int = 5, **kwargs) -> pd.DataFrame:
+    """Transfer hits for the queries `transfer_queries(idx, *args, **kwargs)` builds."""
+    tq = transfer_queries(idx, *args, **kwargs)
+    if not tq.targets:
+        return _empty()
+    out = _records(idx, tq.vectors, tq.targets, k, tq.exclude)
+    out.insert(2, "from_attribute", tq.sources)
+    return out
+
+
+def _empty() -> pd.DataFrame:
+    cols = ["identity", "attribute", "found_identity", "found_attribute", "top1", "topk", "first_id"]
+    return pd.DataFrame({c: pd.Series(dtype=bool if c in ("top1", "topk") else object) for c in cols})
+
+
+def summarize(records: pd.DataFrame, k: int) -> dict[str, float | int]:
+    """top1, top{k} and the number of queries; an empty protocol reports 0 queries and null rates."""
+    if len(records) == 0:
+        return {"top1": None, f"top{k}": None, "queries": 0}
+    return {"top1": float(records.top1.mean()), f"top{k}": float(records.topk.mean()), "queries": len(records)}
 
 
 def composition(
@@ -47,13 +162,14 @@ def composition(
     pairs: Sequence[tuple[str, str]],
     k: int = 5,
 ) -> dict[str, float | int]:
-    """Query normalise(v(identity) + v(attribute)) for each pair; top-1 and top-k hit rates.
+    """Composition hit rates for `pairs` over the indexed `features` (label vectors from them too)."""
+    return summarize(composition_records(Indexed(features, identities, attributes, searcher), pairs, k), k)
 
-    The label vectors come from `features`, the indexed set whose labels are `identities`/`attributes`.
-    """
-    id_vecs = label_vectors(features, identities)
-    attr_vecs = label_vectors(features, attributes)
-    queries = np.stack([compose([id_vecs[i], attr_vecs[a]]) for i, a in pairs])
-    ids, _ = searcher.search(queries, k)
-    h = hits(ids, identities, attributes, pairs)
-    return {"top1": float(h[:, 0].mean()), f"top{k}": float(h.any(axis=1).mean()), "queries": len(pairs)}
+
+def recall(ngt: Searcher, exact: Searcher, queries: np.ndarray, k: int = 10) -> dict[str, float]:
+    """How often NGT's first hit is the exact one, and the share of the exact top k that NGT finds."""
+    n_ids, _ = ngt.search(queries, k)
+    e_ids, _ = exact.search(queries, k)
+    at1 = float((n_ids[:, 0] == e_ids[:, 0]).mean())
+    atk = float(np.mean([len(set(a) & set(b)) / len(b) for a, b in zip(n_ids, e_ids, strict=True)]))
+    return {"recall_at_1": at1, f"recall_at_{k}": atk, "queries": len(queries)}

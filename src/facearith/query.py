@@ -132,33 +132,24 @@ def compose_query(
     return q, {"image": str(image), "plus": plus, "minus": minus, "minus_inferred": inferred}
 
 
-def strip(pipe: Pipeline, described: dict, results: list[dict], out: str | os.PathLike, tile: int = 128) -> None:
+def strip(pipe: Pipeline, described: dict, results: list[dict], out: str | os.PathLike) -> None:
     """One PNG: the query (the image, or the names) then its results, hits framed green, misses red."""
-    from PIL import Image, ImageDraw
+    from facearith import pictures
 
-    from facearith.fsutil import atomic_path
-
-    canvas = Image.new("RGB", ((len(results) + 1) * (tile + 8) + 8, tile + 40), "white")
-    draw = ImageDraw.Draw(canvas)
     if "image" in described:
-        first = Image.fromarray(data.load_gray(described["image"])).resize((tile, tile)).convert("RGB")
-        canvas.paste(first, (8, 8))
-        label = f"-{described['minus']} +{described['plus']}"
+        query, caption = data.load_gray(described["image"]), f"-{described['minus']} +{described['plus']}"
     else:
-        draw.rectangle([8, 8, 8 + tile, 8 + tile], outline="black")
-        draw.text((16, tile // 2), f"{described['person']} + {described['expression']}", fill="black")
-        label = "query"
-    draw.text((8, tile + 16), label, fill="black")
+        query, caption = f"{described['person']} + {described['expression']}", "query"
     want_expr = described.get("expression") or described.get("plus")
-    for j, r in enumerate(results, start=1):
-        x = 8 + j * (tile + 8)
-        img = Image.fromarray(data.load_gray(r["path"])).resize((tile, tile)).convert("RGB")
-        canvas.paste(img, (x, 8))
-        hit = r["expression"] == want_expr and described.get("person", r["person"]) == r["person"]
-        draw.rectangle([x - 3, 5, x + tile + 2, tile + 10], outline="green" if hit else "red", width=3)
-        draw.text((x, tile + 16), f"{r['rank']}. {r['person']} {r['expression']} {r['distance']:.3f}", fill="black")
-    with atomic_path(out) as tmp:
-        canvas.save(tmp, format="PNG")
+    tiles = [
+        (
+            data.load_gray(r["path"]),
+            f"{r['person']} {r['expression']} {r['distance']:.3f}",
+            r["expression"] == want_expr and described.get("person", r["person"]) == r["person"],
+        )
+        for r in results
+    ]
+    pictures.save_png(pictures.strip(query, tiles, caption), out)
 
 
 def run_query(args) -> dict:
