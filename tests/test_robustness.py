@@ -67,7 +67,10 @@ def _leftovers(root: Path) -> list[str]:
 def test_interrupted_training_leaves_nothing_and_resumes_to_the_same_model(tmp_path, sig):
     over = {"train": {"epochs": 6}}
     whole = _workdir(tmp_path / "whole", over)
-    assert _stage(whole, "train").returncode == 0
+    done = _stage(whole, "train")
+    assert done.returncode == 0
+    if not torch.cuda.is_available():
+        assert "train.device is auto and no CUDA device is available; training on the CPU" in done.stdout
     assert not (whole / "checkpoints/train.pt").exists()  # removed once training finished
 
     cut = _workdir(tmp_path / "cut", over)
@@ -171,3 +174,35 @@ def test_odd_images_are_converted_or_named(tmp_path):
     assert _stage(root, "prepare").returncode == 0
     proc = _stage(root, "train")
     assert proc.returncode == 1 and f"cannot read image data/raw/{victims[2].name}" in proc.stderr
+
+
+def test_killed_indexing_leaves_no_index_and_the_rerun_cleans_up(tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    root = tmp_path
+    shutil.copytree(ROOT / "stages", root / "stages")
+    shutil.copy(ROOT / "params.yaml", root / "params.yaml")
+    n = 150_000  # large enough that NGT takes seconds to build
+    (root / "data/prepared").mkdir(parents=True)
+    pd.DataFrame(
+        {"path": ["x"] * n, "person": ["a"] * n, "expression": ["b"] * n, "repeat": 1, "image_id": 1, "selected": True}
+    ).to_csv(root / "data/prepared/table.csv", index=False)
+    rng = np.random.default_rng(0)
+    np.save(root / "data/features.npy", rng.random((n, 64), dtype=np.float32))
+    proc = subprocess.Popen(
+        [sys.executable, "stages/index.py"], cwd=root, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 120
+    while not any(p.name.startswith(".index.tmp-") for p in (root / "data").iterdir()):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(1.0)
+    proc.kill()
+    proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (root / "data/index").exists()  # nothing DVC could take as the finished index
+    np.save(root / "data/features.npy", rng.random((500, 64), dtype=np.float32))
+    pd.read_csv(root / "data/prepared/table.csv").head(500).to_csv(root / "data/prepared/table.csv", index=False)
+    assert _stage(root, "index").returncode == 0
+    assert sorted(p.name for p in (root / "data").iterdir()) == ["features.npy", "index", "prepared"]

@@ -1,10 +1,15 @@
-"""Atomic writes: outputs appear whole or not at all, so DVC never takes a half-written file as done."""
+"""Atomic writes: outputs appear whole or not at all, so DVC never takes a half-written file as done.
+
+Temporary names carry the writer's PID; one left by a killed writer (SIGKILL cannot be caught) is removed
+by the next write to the same target.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -12,18 +17,48 @@ from pathlib import Path
 from typing import Any
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _prefix(target: Path) -> str:
+    return f".{target.name}.tmp-"
+
+
+def remove_stale(target: str | os.PathLike) -> list[Path]:
+    """Delete temporary siblings of `target` left by writers that no longer run; return what was removed."""
+    target = Path(target)
+    if not target.parent.is_dir():
+        return []
+    removed = []
+    pattern = re.compile(re.escape(_prefix(target)) + r"(\d+)-")
+    for p in target.parent.iterdir():
+        m = pattern.match(p.name)
+        if m and int(m[1]) != os.getpid() and not _alive(int(m[1])):
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary directory beside `target`; on success it replaces `target`, on error it is removed."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    remove_stale(target)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{_prefix(target)}{os.getpid()}-", dir=target.parent))
     try:
         yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    old = target.with_name(f".{target.name}.old-{os.getpid()}")
+    old = target.with_name(f"{_prefix(target)}{os.getpid()}-old")
     if target.exists():
         os.replace(target, old)
     os.replace(tmp, target)
@@ -35,7 +70,8 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary file path beside `target`; it is renamed onto `target` only if the block succeeds."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.tmp-", suffix=target.suffix, dir=target.parent)
+    remove_stale(target)
+    fd, name = tempfile.mkstemp(prefix=f"{_prefix(target)}{os.getpid()}-", suffix=target.suffix, dir=target.parent)
     os.close(fd)
     tmp = Path(name)
     try:
