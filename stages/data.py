@@ -16,6 +16,8 @@ def main() -> None:
         s = p["synthetic"]
         with atomic_dir(args.out) as tmp:
             names = synthetic.generate(tmp, s["persons"], s["images_per_pair"], s["size"], s["seed"])
+    elif p["source"] == "folder":
+        names = data.copy_folder(p["folder"]["path"], args.out)
     else:
         j = p["jaffe"]
         names = data.fetch_jaffe(

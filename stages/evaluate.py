@@ -21,7 +21,7 @@ def pixel_features(images: list[np.ndarray], size: int = 16) -> np.ndarray:
 def untrained_features(params: dict, table: pd.DataFrame, images: list[np.ndarray], fit: np.ndarray) -> np.ndarray:
     """The network before training (same seed and init); BatchNorm statistics from the training images."""
     train.seed_everything(params["train"]["seed"], params["train"]["threads"])
-    n_p, n_e = table.person.nunique(), table.expression.nunique()
+    n_p, n_e = table.identity.nunique(), table.attribute.nunique()
     net = model.build(params["model"], n_p * n_e, n_p, n_e)
     size = params["train"]["image_size"]
     train.recalibrate_batchnorm(net, [images[i] for i in np.flatnonzero(fit)], size, "cpu")
@@ -30,7 +30,7 @@ def untrained_features(params: dict, table: pd.DataFrame, images: list[np.ndarra
 
 def protocols(feats: np.ndarray, table: pd.DataFrame, sel: np.ndarray, k: int, searcher=None) -> dict:
     """Composition and transfer on the selected rows, and on the held-out rows when there are any."""
-    P, E = table.person.to_numpy(), table.expression.to_numpy()
+    P, E = table.identity.to_numpy(), table.attribute.to_numpy()
     idx = evaluate.Indexed(feats[sel], P[sel], E[sel], searcher or index.ExactSearcher(feats[sel]))
     n = int(sel.sum())
     out = {
@@ -77,7 +77,7 @@ def main() -> None:
     table = data.read_table(args.table)
     sel = table["selected"].to_numpy()
     feats = np.load(args.features)
-    P, E = table.person.to_numpy(), table.expression.to_numpy()
+    P, E = table.identity.to_numpy(), table.attribute.to_numpy()
 
     ngt = index.NGTSearcher(args.index, params["index"]["epsilon"])
     trained = protocols(feats, table, sel, k, ngt)
@@ -134,7 +134,7 @@ def gallery(table, sel, comp, tran, images, k, ngt, feats, n: int = 3):
     """A few composition queries and a few transfers, each followed by its top k; hits framed green."""
     rows = table[sel].reset_index(drop=True)
     sel_images = [images[i] for i in np.flatnonzero(sel)]
-    P, E = rows.person.to_numpy(), rows.expression.to_numpy()
+    P, E = rows.identity.to_numpy(), rows.attribute.to_numpy()
     idx = evaluate.Indexed(feats[sel], P, E, ngt)
     rng = np.random.default_rng(0)
     strips = []

@@ -13,18 +13,15 @@ def main() -> None:
     ap.add_argument("--out", default="data/prepared/table.csv")
     args = ap.parse_args()
     p = config.load(args.params)["prepare"]
-    table, skipped = data.build_table(args.raw)
+    table, skipped = data.build_table(args.raw, p["pattern"])
     if skipped:
-        print(
-            f"prepare: {len(skipped)} files do not follow PERSON.EXPR<n>.<id>.tiff and were left out, "
-            f"e.g. {skipped[:5]}"
-        )
+        print(f"prepare: {len(skipped)} files do not match prepare.pattern and were left out, e.g. {skipped[:5]}")
     table["selected"] = data.select_one_per_pair(table) if p["one_per_pair"] else True
     with atomic_path(args.out) as tmp:
         table.to_csv(tmp, index=False)
     n_sel = int(table["selected"].sum())
     print(
-        f"prepare: {len(table)} images, {table.person.nunique()} persons x {table.expression.nunique()} expressions, "
+        f"prepare: {len(table)} images, {table.identity.nunique()} persons x {table.attribute.nunique()} expressions, "
         f"{n_sel} selected"
     )
 

@@ -20,13 +20,13 @@ def main() -> None:
     tp = params["train"]
     table = data.read_table(args.table)
     train_rows = table[table["selected"]]
-    num_classes = table.person.nunique() * table.expression.nunique()
+    num_classes = table.identity.nunique() * table.attribute.nunique()
     device = model.resolve_device(tp["device"])
     if tp["device"] == "auto" and device.type == "cpu":
         print("train: warning: train.device is auto and no CUDA device is available; training on the CPU")
     print(f"train: {len(train_rows)} images, device {device}")
     train.seed_everything(tp["seed"], tp["threads"])
-    net = model.build(params["model"], num_classes, table.person.nunique(), table.expression.nunique())
+    net = model.build(params["model"], num_classes, table.identity.nunique(), table.attribute.nunique())
     images = data.load_images(train_rows.path.tolist())
     ck = params["checkpoint"]
     fingerprint = train.fingerprint(params["model"], tp, args.table)
@@ -39,8 +39,8 @@ def main() -> None:
         result = train.train(
             net,
             images,
-            train_rows.person.to_numpy(),
-            train_rows.expression.to_numpy(),
+            train_rows.identity.to_numpy(),
+            train_rows.attribute.to_numpy(),
             tp,
             device,
             on_epoch=log,
@@ -49,8 +49,8 @@ def main() -> None:
             fingerprint=fingerprint,
         )
     extra = {
-        "persons": sorted(table.person.unique()),
-        "expressions": sorted(table.expression.unique()),
+        "persons": sorted(table.identity.unique()),
+        "expressions": sorted(table.attribute.unique()),
         "image_size": tp["image_size"],
     }
     model.save(net, args.model, params["model"], num_classes, extra)

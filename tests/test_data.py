@@ -35,7 +35,7 @@ def _zip(path: Path, entries: dict[str, bytes], links: tuple[str, ...] = ()) -> 
 
 def test_parse_name():
     n = data.parse_name("KA.HA1.29.tiff")
-    assert (n.person, n.expression, n.repeat, n.image_id) == ("KA", "HA", 1, 29)
+    assert (n.identity, n.attribute, n.repeat, n.image_id) == ("KA", "HA", 1, 29)
     assert data.parse_name("README.txt") is None
     assert data.parse_name("KA.HA.29.tiff") is None
 
@@ -90,8 +90,8 @@ def test_jaffe_from_local_archive(tmp_path, jaffe_zip):
     assert len(names) == 213
     table, skipped = data.build_table(tmp_path / "raw")
     assert skipped == []
-    assert table.person.nunique() == 10 and table.expression.nunique() == 7
-    assert (table.groupby("person").size()["KA"], table.groupby("expression").size()["FE"]) == (23, 32)
+    assert table.identity.nunique() == 10 and table.attribute.nunique() == 7
+    assert (table.groupby("identity").size()["KA"], table.groupby("attribute").size()["FE"]) == (23, 32)
     assert data.select_one_per_pair(table).sum() == 70
     # the 23 palette images load as grey like the rest
     assert data.load_gray(tmp_path / "raw" / "KA.AN1.39.tiff").shape == (256, 256)
@@ -158,8 +158,8 @@ def test_http_missing_file(tmp_path, http_root):
 
 def test_read_table_keeps_person_na(tmp_path):
     p = tmp_path / "t.csv"
-    p.write_text("path,person,expression,repeat,image_id,selected\nx,NA,HA,1,2,True\n")
-    assert data.read_table(p).person.tolist() == ["NA"]
+    p.write_text("path,identity,attribute,repeat,image_id,selected\nx,NA,HA,1,2,True\n")
+    assert data.read_table(p).identity.tolist() == ["NA"]
 
 
 def test_corrupt_entry_is_refused_and_leaves_nothing(tmp_path):
@@ -172,3 +172,43 @@ def test_corrupt_entry_is_refused_and_leaves_nothing(tmp_path):
     with pytest.raises(DataError, match="entry 'jaffedbase/KA.HA1.29.tiff' is damaged"):
         data.fetch_jaffe(tmp_path / "raw", archive=str(z))
     assert not (tmp_path / "raw").exists()
+
+
+def test_any_two_label_folder_with_its_own_pattern(tmp_path):
+    src = tmp_path / "faces"
+    src.mkdir()
+    for i, (who, mood) in enumerate([("alice", "smile"), ("alice", "frown"), ("bob", "smile"), ("bob", "frown")]):
+        img = Image.new("RGB", (20, 30), (40 * i, 10, 200))
+        fmt = ["PNG", "JPEG", "BMP", "PNG"][i]
+        img.save(src / f"{who}_{mood}_{i}", format=fmt)  # no extension at all
+    (src / "README").write_text("about these faces")
+    names = data.copy_folder(src, tmp_path / "raw")
+    assert len(names) == 5
+    pattern = r"^(?P<identity>[a-z]+)_(?P<attribute>[a-z]+)_(?P<image_id>\d+)$"
+    table, skipped = data.build_table(tmp_path / "raw", pattern)
+    assert skipped == ["README"]
+    assert sorted(zip(table.identity, table.attribute, strict=True)) == [
+        ("alice", "frown"),
+        ("alice", "smile"),
+        ("bob", "frown"),
+        ("bob", "smile"),
+    ]
+    assert table.image_id.tolist() == [1, 0, 3, 2]
+    assert {data.load_gray(p).shape for p in table.path} == {(30, 20)}
+
+
+def test_bad_patterns_and_folders_are_named(tmp_path):
+    with pytest.raises(DataError, match=r"lacks the named group\(s\) \['attribute'\]"):
+        data.compile_pattern(r"^(?P<identity>\w+)")
+    with pytest.raises(DataError, match="not a valid regular expression"):
+        data.compile_pattern(r"^(?P<identity>")
+    with pytest.raises(DataError, match="is not a folder"):
+        data.copy_folder(tmp_path / "nope", tmp_path / "raw")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="holds no files"):
+        data.copy_folder(tmp_path / "empty", tmp_path / "raw")
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / "x.png").write_bytes(b"")
+    with pytest.raises(DataError, match="no file in .* matches prepare.pattern"):
+        data.build_table(tmp_path / "raw")
+    assert not any(p.name.startswith(".raw") for p in tmp_path.iterdir())

@@ -101,7 +101,7 @@ def _train_once(images, table, epochs=3):
     train.seed_everything(0, 1)
     net = model.build(MODEL, 21, 3, 7)
     result = train.train(
-        net, images, table.person.to_numpy(), table.expression.to_numpy(), params, torch.device("cpu"), progress=False
+        net, images, table.identity.to_numpy(), table.attribute.to_numpy(), params, torch.device("cpu"), progress=False
     )
     return net, result
 
@@ -121,15 +121,15 @@ def test_seed_embedding_trains_with_triplets_alone(tiny_set):
     params = {**config.DEFAULTS["train"], "epochs": 1, "image_size": 32, "ce_weight": 0.0}
     net = model.build({**MODEL, "embedding": "seed"}, 21, 3, 7)
     result = train.train(
-        net, images, table.person.to_numpy(), table.expression.to_numpy(), params, torch.device("cpu"), progress=False
+        net, images, table.identity.to_numpy(), table.attribute.to_numpy(), params, torch.device("cpu"), progress=False
     )
     assert len(result.losses) == 1 and np.isfinite(result.losses[0])
     with pytest.raises(ValueError, match="needs model.embedding: split"):
         train.train(
             net,
             images,
-            table.person.to_numpy(),
-            table.expression.to_numpy(),
+            table.identity.to_numpy(),
+            table.attribute.to_numpy(),
             {**params, "ce_weight": 1.0},
             torch.device("cpu"),
             progress=False,

@@ -168,7 +168,7 @@ def test_odd_images_are_converted_or_named(tmp_path):
     Image.open(victims[1]).convert("P").save(victims[1], format="TIFF")  # palette
     (raw / "notes.txt").write_text("not an image")  # does not follow the naming: reported, left out
     proc = _stage(root, "prepare")
-    assert proc.returncode == 0 and "1 files do not follow" in proc.stdout and "notes.txt" in proc.stdout
+    assert proc.returncode == 0 and "1 files do not match prepare.pattern" in proc.stdout and "notes.txt" in proc.stdout
     assert _stage(root, "train").returncode == 0
     victims[2].write_bytes(b"garbage")
     assert _stage(root, "prepare").returncode == 0
@@ -186,7 +186,7 @@ def test_killed_indexing_leaves_no_index_and_the_rerun_cleans_up(tmp_path):
     n = 150_000  # large enough that NGT takes seconds to build
     (root / "data/prepared").mkdir(parents=True)
     pd.DataFrame(
-        {"path": ["x"] * n, "person": ["a"] * n, "expression": ["b"] * n, "repeat": 1, "image_id": 1, "selected": True}
+        {"path": ["x"] * n, "identity": ["a"] * n, "attribute": ["b"] * n, "repeat": 1, "image_id": 1, "selected": True}
     ).to_csv(root / "data/prepared/table.csv", index=False)
     rng = np.random.default_rng(0)
     np.save(root / "data/features.npy", rng.random((n, 64), dtype=np.float32))

@@ -16,9 +16,9 @@ def test_generate_is_deterministic_and_named_like_jaffe(tmp_path):
     assert _digest(tmp_path / "a") == _digest(tmp_path / "b")
     table, skipped = data.build_table(tmp_path / "a")
     assert skipped == []
-    assert table.person.nunique() == 3
-    assert sorted(table.expression.unique()) == list(data.EXPRESSIONS)
-    assert table.groupby(["person", "expression"]).size().eq(2).all()
+    assert table.identity.nunique() == 3
+    assert sorted(table.attribute.unique()) == list(data.EXPRESSIONS)
+    assert table.groupby(["identity", "attribute"]).size().eq(2).all()
     c = synthetic.generate(tmp_path / "c", persons=3, images_per_pair=2, size=48, seed=2)
     assert _digest(tmp_path / "c") != _digest(tmp_path / "a") and len(c) == len(a)
 

@@ -9,6 +9,8 @@ from typing import Any
 
 import yaml
 
+from facearith.data import DEFAULT_PATTERN
+
 
 class ConfigError(ValueError):
     """A parameter is unknown, of the wrong type or out of range."""
@@ -20,8 +22,12 @@ DEFAULTS: dict[str, Any] = {
         "source": "synthetic",
         "synthetic": {"persons": 10, "images_per_pair": 3, "size": 128, "seed": 0},
         "jaffe": {"url": "", "token_env": "JAFFE_TOKEN", "archive": "", "sha256": ""},
+        "folder": {"path": ""},
     },
-    "prepare": {"one_per_pair": True},
+    "prepare": {
+        "one_per_pair": True,
+        "pattern": DEFAULT_PATTERN,
+    },
     "model": {
         "arch": "mobilenet_v2",
         "pretrained": False,
@@ -57,7 +63,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "data.source": ("synthetic", "jaffe"),
+    "data.source": ("synthetic", "jaffe", "folder"),
     "model.arch": ("mobilenet_v2",),
     "model.embedding": ("seed", "split"),
     "model.pooling": ("median", "mean", "max"),

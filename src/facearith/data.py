@@ -23,10 +23,10 @@ if TYPE_CHECKING:
     import pandas as pd
 
 EXPRESSIONS = ("AN", "DI", "FE", "HA", "NE", "SA", "SU")
-# JAFFE's naming: PERSON.EXPR<repeat>.<image id>.tiff, e.g. KA.HA1.29.tiff
-NAME_PATTERN = re.compile(
-    r"^(?P<person>[A-Za-z0-9]+)\.(?P<expression>[A-Z]{2})(?P<repeat>\d+)\.(?P<image_id>\d+)\.tiff?$"
-)
+# JAFFE's naming, PERSON.EXPR<repeat>.<image id>.tiff (e.g. KA.HA1.29.tiff); the synthetic set uses it too.
+# Any two-label set works with its own pattern: named groups `identity` and `attribute` are required,
+# `repeat` and `image_id` (integers) are optional.
+DEFAULT_PATTERN = r"^(?P<identity>[A-Za-z0-9]+)\.(?P<attribute>[A-Z]{2})(?P<repeat>\d+)\.(?P<image_id>\d+)\.tiff?$"
 
 ACCESS_HELP = (
     "JAFFE is served by Zenodo (doi:10.5281/zenodo.3451524) only to users it approves: request access there, then "
@@ -42,18 +42,36 @@ class DataError(RuntimeError):
 
 @dataclass(frozen=True)
 class ImageName:
-    person: str
-    expression: str
-    repeat: int
-    image_id: int
+    identity: str
+    attribute: str
+    repeat: int = 0
+    image_id: int = 0
 
 
-def parse_name(name: str) -> ImageName | None:
-    """Labels from a JAFFE-style file name, or None when the name does not follow the scheme."""
-    m = NAME_PATTERN.match(name)
+def compile_pattern(pattern: str = DEFAULT_PATTERN) -> re.Pattern:
+    """A file-name pattern, checked: it must compile and name the groups `identity` and `attribute`."""
+    try:
+        compiled = re.compile(pattern)
+    except re.error as exc:
+        raise DataError(f"prepare.pattern {pattern!r} is not a valid regular expression: {exc}") from None
+    missing = {"identity", "attribute"} - set(compiled.groupindex)
+    if missing:
+        raise DataError(
+            f"prepare.pattern {pattern!r} lacks the named group(s) {sorted(missing)}; write e.g. "
+            "(?P<identity>...) and (?P<attribute>...)"
+        )
+    return compiled
+
+
+def parse_name(name: str, pattern: str | re.Pattern = DEFAULT_PATTERN) -> ImageName | None:
+    """The two labels (and repeat, image id) from a file name, or None when the name does not match."""
+    compiled = pattern if isinstance(pattern, re.Pattern) else compile_pattern(pattern)
+    m = compiled.match(name)
     if m is None:
         return None
-    return ImageName(m["person"], m["expression"], int(m["repeat"]), int(m["image_id"]))
+    groups = m.groupdict()
+    ints = {k: int(groups[k]) for k in ("repeat", "image_id") if groups.get(k)}
+    return ImageName(groups["identity"], groups["attribute"], **ints)
 
 
 def load_gray(path: str | os.PathLike) -> np.ndarray:
@@ -101,11 +119,7 @@ def download(url: str, target: Path, token: str | None = None, timeout: float = 
     return target
 
 
-def _is_image_name(name: str) -> bool:
-    return parse_name(name) is not None
-
-
-def safe_extract_images(archive: Path, dest: Path) -> list[str]:
+def safe_extract_images(archive: Path, dest: Path, pattern: str = DEFAULT_PATTERN) -> list[str]:
     """Extract the image files of a zip into `dest` (flat), refusing entries that would escape it.
 
     Non-image members (a readme, folders) are skipped; links, absolute paths and `..` are refused.
@@ -116,6 +130,7 @@ def safe_extract_images(archive: Path, dest: Path) -> list[str]:
         raise DataError(
             f"{archive} is not a readable zip archive ({exc}); it may be truncated: download it again"
         ) from None
+    compiled = compile_pattern(pattern)
     written: list[str] = []
     with zf:
         for info in zf.infolist():
@@ -127,7 +142,7 @@ def safe_extract_images(archive: Path, dest: Path) -> list[str]:
                 )
             if stat.S_ISLNK(info.external_attr >> 16):
                 raise DataError(f"{archive}: entry '{name}' is a symbolic link; refusing the archive")
-            if info.is_dir() or not _is_image_name(path.name):
+            if info.is_dir() or parse_name(path.name, compiled) is None:
                 continue
             if path.name in written:
                 raise DataError(f"{archive}: image '{path.name}' appears twice; refusing the archive")
@@ -181,33 +196,54 @@ def fetch_jaffe(
     return names
 
 
-TABLE_COLUMNS = ["path", "person", "expression", "repeat", "image_id"]
+TABLE_COLUMNS = ["path", "identity", "attribute", "repeat", "image_id"]
 
 
-def build_table(raw_dir: str | os.PathLike) -> tuple[pd.DataFrame, list[str]]:
-    """The labelled table of the images in `raw_dir` (sorted by name), and the names that did not parse."""
+def build_table(raw_dir: str | os.PathLike, pattern: str = DEFAULT_PATTERN) -> tuple[pd.DataFrame, list[str]]:
+    """The labelled table of the files in `raw_dir` (sorted by name), and the names that did not match.
+
+    Files may have any extension or none; whether they are images is found out when they are read.
+    """
     import pandas as pd
 
+    compiled = compile_pattern(pattern)
     raw_dir = Path(raw_dir)
     if not raw_dir.is_dir():
         raise DataError(f"{raw_dir} does not exist; run `dvc repro data` first")
     rows, skipped = [], []
-    for path in sorted(p for p in raw_dir.iterdir() if p.is_file()):
-        name = parse_name(path.name)
+    for i, path in enumerate(sorted(p for p in raw_dir.iterdir() if p.is_file())):
+        name = parse_name(path.name, compiled)
         if name is None:
             skipped.append(path.name)
             continue
-        rows.append((path.as_posix(), name.person, name.expression, name.repeat, name.image_id))
+        image_id = name.image_id if "image_id" in compiled.groupindex else i
+        rows.append((path.as_posix(), name.identity, name.attribute, name.repeat, image_id))
     if not rows:
-        raise DataError(f"{raw_dir} holds no images named like PERSON.EXPR<n>.<id>.tiff")
+        raise DataError(f"no file in {raw_dir} matches prepare.pattern {compiled.pattern!r}")
     return pd.DataFrame(rows, columns=TABLE_COLUMNS), skipped
 
 
 def select_one_per_pair(table: pd.DataFrame) -> pd.Series:
-    """The seed's choice: one image per (person, expression) pair, the lowest repeat, then the lowest id."""
-    order = table.sort_values(["person", "expression", "repeat", "image_id"])
-    first = order.groupby(["person", "expression"], sort=False).head(1).index
+    """The seed's choice: one image per (identity, attribute) pair, the lowest repeat, then the lowest id."""
+    order = table.sort_values(["identity", "attribute", "repeat", "image_id"])
+    first = order.groupby(["identity", "attribute"], sort=False).head(1).index
     return table.index.isin(first)
+
+
+def copy_folder(source: str | os.PathLike, dest: str | os.PathLike) -> list[str]:
+    """Copy the files at the top of `source` into `dest`, all or nothing."""
+    from facearith.fsutil import atomic_dir
+
+    source = Path(source).expanduser()
+    if not source.is_dir():
+        raise DataError(f"data.folder.path: {source} is not a folder; point it at a folder of images")
+    files = sorted(p for p in source.iterdir() if p.is_file() and not p.name.startswith("."))
+    if not files:
+        raise DataError(f"data.folder.path: {source} holds no files")
+    with atomic_dir(dest) as tmp:
+        for p in files:
+            shutil.copy2(p, tmp / p.name)
+    return [p.name for p in files]
 
 
 def load_images(paths: list[str]) -> list[np.ndarray]:
@@ -220,4 +256,4 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
 
     if not Path(path).is_file():
         raise DataError(f"{path} not found; run `dvc repro prepare` first")
-    return pd.read_csv(path, dtype={"path": str, "person": str, "expression": str}, keep_default_na=False)
+    return pd.read_csv(path, dtype={"path": str, "identity": str, "attribute": str}, keep_default_na=False)

@@ -53,8 +53,8 @@ class Pipeline:
         # the table's paths are relative to the pipeline's folder, which need not be the current one
         table["path"] = [p if os.path.isabs(p) else (root / p).as_posix() for p in table.path]
         searcher = index.NGTSearcher(root / "data/index", epsilon)
-        persons = arithmetic.label_vectors(feats, table.person.to_numpy())
-        expressions = arithmetic.label_vectors(feats, table.expression.to_numpy())
+        persons = arithmetic.label_vectors(feats, table.identity.to_numpy())
+        expressions = arithmetic.label_vectors(feats, table.attribute.to_numpy())
         return cls(root, table, feats, searcher, persons, expressions, needed["model"])
 
     def vector(self, kind: str, name: str) -> np.ndarray:
@@ -100,8 +100,8 @@ class Pipeline:
                 {
                     "rank": rank,
                     "path": row.path,
-                    "person": row.person,
-                    "expression": row.expression,
+                    "person": row.identity,
+                    "expression": row.attribute,
                     "distance": round(float(d), 6),
                 }
             )
