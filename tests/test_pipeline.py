@@ -23,7 +23,7 @@ TINY = {
 def _merge(base: dict, over: dict) -> dict:
     out = dict(base)
     for k, v in over.items():
-        out[k] = _merge(base[k], v) if isinstance(v, dict) else v
+        out[k] = _merge(base.get(k, {}), v) if isinstance(v, dict) else v
     return out
 
 

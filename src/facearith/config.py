@@ -60,6 +60,7 @@ DEFAULTS: dict[str, Any] = {
     "checkpoint": {"path": "checkpoints/train.pt", "resume": True},
     "index": {"edge_size_for_creation": 10, "edge_size_for_search": 40, "epsilon": 0.1},
     "evaluate": {"k": 5, "seed_queries": 100, "seed": 0},
+    "heldout_pairs": {"folds": 0, "seed": 0},
 }
 
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -85,6 +86,7 @@ MINIMUM: dict[str, tuple[float, str]] = {
     "index.edge_size_for_search": (1, "at least 1"),
     "evaluate.k": (1, "at least 1"),
     "evaluate.seed_queries": (1, "at least 1"),
+    "heldout_pairs.folds": (0, "0 (off) or more; 2 or more to hold pairs out"),
 }
 
 
@@ -142,6 +144,8 @@ def validate(params: dict[str, Any] | None) -> dict[str, Any]:
         raise ConfigError(f"params: 'train.augment.crop_scale' is {[lo, hi]}; need 0 < low <= high <= 1")
     if params["train"]["lr"] <= 0:
         raise ConfigError("params: 'train.lr' must be greater than 0")
+    if params["heldout_pairs"]["folds"] == 1:
+        raise ConfigError("params: 'heldout_pairs.folds' is 1; use 0 (off) or 2 or more (1 would hold out every pair)")
     if params["train"]["margin"] < 0:
         raise ConfigError("params: 'train.margin' must be 0 or more")
     return params

@@ -1,0 +1,42 @@
+import json
+import shutil
+import subprocess
+import sys
+from collections import Counter
+
+import yaml
+
+from .conftest import ROOT
+from .test_pipeline import TINY, _merge
+from .test_robustness import ENV
+
+sys.path.insert(0, str(ROOT / "stages"))
+from heldout_pairs import fold_of_pairs  # noqa: E402
+
+
+def test_every_pair_is_held_out_exactly_once():
+    pairs = [(f"p{i}", f"e{j}") for i in range(10) for j in range(7)]
+    fold = fold_of_pairs(pairs, 5, seed=0)
+    assert set(fold) == set(pairs)
+    assert sorted(Counter(fold.values()).values()) == [14] * 5
+    assert fold == fold_of_pairs(pairs, 5, seed=0) and fold != fold_of_pairs(pairs, 5, seed=1)
+
+
+def test_stage_reports_zero_shot_composition(tmp_path):
+    shutil.copytree(ROOT / "stages", tmp_path / "stages")
+    params = _merge(yaml.safe_load((ROOT / "params.yaml").read_text()), _merge(TINY, {"heldout_pairs": {"folds": 3}}))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    for stage in ("data", "prepare", "heldout_pairs"):
+        proc = subprocess.run(
+            [sys.executable, f"stages/{stage}.py"], cwd=tmp_path, env=ENV, capture_output=True, text=True
+        )
+        assert proc.returncode == 0, proc.stderr
+    out = json.loads((tmp_path / "metrics/heldout_pairs.json").read_text())["heldout_pairs"]
+    assert out["folds"] == 3
+    assert out["composition"]["queries"] == 21  # every pair once, each from the fold that held it out
+    # each held-out pair (p, e) is reached from those of p's other pairs that its fold trained on
+    pairs = [(p, e) for p in ("BC", "BG", "BJ") for e in ("AN", "DI", "FE", "HA", "NE", "SA", "SU")]
+    fold = fold_of_pairs(pairs, 3, seed=0)
+    expected = sum(1 for (p, e) in pairs for (q, f) in pairs if q == p and f != e and fold[(q, f)] != fold[(p, e)])
+    assert out["transfer"]["queries"] == expected
+    assert 0 <= out["composition"]["top1"] <= 1
