@@ -134,3 +134,12 @@ def test_seed_embedding_trains_with_triplets_alone(tiny_set):
             torch.device("cpu"),
             progress=False,
         )
+
+
+def test_saved_models_are_byte_identical_for_identical_weights(tmp_path):
+    torch.manual_seed(0)
+    net = model.build(MODEL, 21, 3, 7)
+    extra = {"persons": ["a", "b", "c"], "expressions": list("abcdefg"), "image_size": 32}
+    model.save(net, tmp_path / "a.pt", MODEL, 21, extra)
+    model.save(net, tmp_path / "b.pt", MODEL, 21, extra)
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()

@@ -148,12 +148,23 @@ def build(model_params: dict[str, Any], num_classes: int, n_identities: int = 0,
 
 
 def save(model: FaceNet, path: str | os.PathLike, model_params: dict[str, Any], num_classes: int, extra: dict) -> None:
-    from facearith.fsutil import atomic_path
-
     # plain types only, so that torch.load(weights_only=True) can read it back
     blob = {"state_dict": model.state_dict(), "model": dict(model_params), "num_classes": num_classes, **extra}
+    save_bytes(blob, path)
+
+
+def save_bytes(obj: Any, path: str | os.PathLike) -> None:
+    """torch.save through memory, then an atomic write: torch names the archive's inner folder after the
+    file, so saving straight to a temporary name would make identical weights differ byte for byte (and
+    DVC would rerun every stage downstream)."""
+    import io
+
+    from facearith.fsutil import atomic_path
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
     with atomic_path(path) as tmp:
-        torch.save(blob, tmp)
+        tmp.write_bytes(buf.getvalue())
 
 
 def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[FaceNet, dict]:

@@ -193,7 +193,7 @@ def train(
 
 
 def _save_checkpoint(path, fingerprint, epochs_done, model, optimizer, rng, result) -> None:
-    from facearith.fsutil import atomic_path
+    from facearith.model import save_bytes
 
     state = {
         "fingerprint": fingerprint,
@@ -205,8 +205,7 @@ def _save_checkpoint(path, fingerprint, epochs_done, model, optimizer, rng, resu
         "numpy_rng": rng.bit_generator.state,
         "python_rng": random.getstate(),
     }
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    save_bytes(state, path)
 
 
 def _restore(path, fingerprint, model, optimizer, rng, result) -> int:
