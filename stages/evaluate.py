@@ -121,7 +121,7 @@ def main() -> None:
     write_csv(
         tran[["attribute", "found_attribute"]].rename(columns={"attribute": "target"}), plots / "transfer_confusion.csv"
     )
-    pictures.save_png(gallery(table, sel, comp, tran, images, k, ngt, feats), plots / "gallery.png")
+    pictures.save_png(gallery(table, sel, images, k, ngt, feats), plots / "gallery.png")
 
     print(
         f"evaluate: composition top1 {metrics['composition']['top1']:.3f}, transfer top1 "
@@ -130,7 +130,7 @@ def main() -> None:
     )
 
 
-def gallery(table, sel, comp, tran, images, k, ngt, feats, n: int = 3):
+def gallery(table, sel, images, k, ngt, feats, n: int = 3):
     """A few composition queries and a few transfers, each followed by its top k; hits framed green."""
     rows = table[sel].reset_index(drop=True)
     sel_images = [images[i] for i in np.flatnonzero(sel)]
