@@ -143,3 +143,56 @@ def test_saved_models_are_byte_identical_for_identical_weights(tmp_path):
     model.save(net, tmp_path / "a.pt", MODEL, 21, extra)
     model.save(net, tmp_path / "b.pt", MODEL, 21, extra)
     assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
+
+
+def test_inference_copy_folds_batchnorm_and_keeps_the_features(tiny_set):
+    _, images = tiny_set
+    torch.manual_seed(0)
+    net = model.build(MODEL, 21, 3, 7)
+    train.recalibrate_batchnorm(net, images, 32, torch.device("cpu"))  # real, non-trivial BatchNorm statistics
+    fused = model.for_inference(net)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.net._features.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())  # the trained model is untouched
+    x = features.to_batch(images, 32)
+    with torch.inference_mode():
+        eager, folded = net.eval()(x)["features"], fused(x)["features"]
+    assert torch.allclose(eager, folded, atol=1e-3)  # float rounding, amplified where a variance is tiny
+
+
+def test_forward_in_chunks_matches_one_pass_in_eval_mode(tiny_set):
+    """Chunking changes only BatchNorm's batch statistics in training; in eval mode it is the same function."""
+    _, images = tiny_set
+    torch.manual_seed(0)
+    net = model.build(MODEL, 21, 3, 7).eval()
+    x = features.to_batch(images[:12], 32)
+    with torch.no_grad():
+        one, three = train.forward(net, x, 0), train.forward(net, x, 4)
+    assert one.keys() == three.keys()
+    for key in one:
+        assert one[key].dtype == torch.float32 and torch.allclose(one[key], three[key], atol=1e-5)
+
+
+def test_channels_last_gradients_stay_channels_last():
+    """The network trains channels_last end to end: BatchNorm's backward on a gradient in the other layout is
+    about 8x slower on this CPU (benchmarks/README.md)."""
+    torch.manual_seed(0)
+    net = model.build(MODEL, 21, 3, 7).train()
+    seen = []
+
+    def watch(_module, _inputs, out):
+        out.register_hook(seen.append)
+
+    for m in net.net._features.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            m.register_forward_hook(watch)
+    net(torch.rand(4, 1, 64, 64))["identity"].sum().backward()
+    assert len(seen) == 52
+    assert all(g.is_contiguous(memory_format=torch.channels_last) and not g.is_contiguous() for g in seen)
+
+
+def test_allocator_tuning_is_applied_on_linux():
+    import sys
+
+    from facearith import runtime
+
+    assert runtime.tune_allocator() is sys.platform.startswith("linux")

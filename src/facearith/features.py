@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from torchvision.transforms.v2 import functional as TF
 
+from facearith.runtime import tune_allocator
+
 
 def to_batch(images: Sequence[np.ndarray], size: int) -> torch.Tensor:
     """Grey uint8 arrays of any size to a (N, 1, size, size) float tensor in [0, 1]."""
@@ -27,11 +29,14 @@ def extract(
     device: str | torch.device = "cpu",
 ) -> np.ndarray:
     """Features of `images` (the model's 'features' output), as float32 of shape (N, D)."""
-    model.eval()
+    from facearith.model import for_inference
+
+    tune_allocator()
+    net = for_inference(model)
     chunks = []
     for start in range(0, len(images), batch_size):
         batch = to_batch(images[start : start + batch_size], size).to(device)
-        chunks.append(model(batch)["features"].float().cpu())
+        chunks.append(net(batch)["features"].float().cpu())
     if not chunks:
         raise ValueError("no images to extract features from")
     return torch.cat(chunks).numpy().astype(np.float32)

@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from facearith.runtime import channels_last
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -26,13 +28,14 @@ def normalize(x: torch.Tensor) -> torch.Tensor:
 
 def pool(fmap: torch.Tensor, how: str = "median") -> torch.Tensor:
     """Spatial pooling of a (B, C, H, W) map to (B, C); the seed takes the median."""
-    flat = fmap.flatten(2)
+    # (B, H*W, C) is a view of a channels_last map (no copy), and the gradient flows back in that layout
+    flat = fmap.permute(0, 2, 3, 1).flatten(1, 2)
     if how == "median":
-        return flat.median(dim=2).values
+        return flat.median(dim=1).values
     if how == "mean":
-        return flat.mean(dim=2)
+        return flat.mean(dim=1)
     if how == "max":
-        return flat.amax(dim=2)
+        return flat.amax(dim=1)
     raise ModelError(f"model.pooling: unknown pooling {how!r}; allowed: median, mean, max")
 
 
@@ -106,12 +109,13 @@ class FaceNet(nn.Module):
             raise ModelError(f"model.embedding: unknown {embedding!r}; allowed: seed, split")
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.to(memory_format=torch.channels_last)  # faster convolutions on oneDNN and cuDNN (benchmarks/)
 
     def _input(self, x: torch.Tensor) -> torch.Tensor:
         # images arrive as (B, 1 or 3, H, W) floats in [0, 1]; grey is repeated to the 3 channels ImageNet nets take
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
-        return (x - self.mean) / self.std
+        return channels_last((x - self.mean) / self.std)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Return 'features' (what is indexed) and the 'identity' and 'attribute' vectors the loss trains."""
@@ -130,6 +134,18 @@ class FaceNet(nn.Module):
         # the seed: triplets on the network's output (num_classes wide), the index on the pooled map
         logits = self.net._classifier(self.net.pool(fmap).flatten(1))
         return {"features": normalize(pooled), "identity": logits, "attribute": logits}
+
+
+def for_inference(model: FaceNet) -> FaceNet:
+    """An eval-mode copy whose BatchNorms are folded into the convolutions before them (torch.fx): the same
+    features to float rounding, one memory pass less per layer, which is what limits this CPU (benchmarks/)."""
+    import copy
+
+    from torch.fx.experimental.optimization import fuse
+
+    fused = copy.deepcopy(model).eval()
+    fused.net._features = fuse(fused.net._features).to(memory_format=torch.channels_last)
+    return fused
 
 
 def build(model_params: dict[str, Any], num_classes: int, n_identities: int = 0, n_attributes: int = 0) -> FaceNet:

@@ -6,7 +6,7 @@ import os
 import random
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torchvision.transforms import v2
 
+from facearith.runtime import tune_allocator
 from facearith.triplets import BY_ATTRIBUTE, BY_IDENTITY, sample_triplets
 
 
@@ -68,6 +69,55 @@ def augmentation(size: int, augment: dict[str, Any]) -> v2.Compose:
         steps.append(v2.RandomAffine(degrees=augment["degrees"], shear=augment["shear"]))
     steps.append(v2.ToDtype(torch.float32, scale=True))
     return v2.Compose(steps)
+
+
+class _Batches(torch.utils.data.Dataset):
+    """Augmented input batches of one epoch's triplet rows: item b is batch b, anchors then positives then
+    negatives, so that workers can prepare the next batches while the network runs."""
+
+    def __init__(self, rows: np.ndarray, tensors: list[torch.Tensor], augment: nn.Module, batch_size: int) -> None:
+        self.rows, self.tensors, self.augment, self.batch_size = rows, tensors, augment, batch_size
+
+    def __len__(self) -> int:
+        return -(-len(self.rows) // self.batch_size)
+
+    def __getitem__(self, b: int) -> tuple[np.ndarray, torch.Tensor]:
+        batch = self.rows[b * self.batch_size : (b + 1) * self.batch_size]
+        order = np.concatenate([batch[:, 0], batch[:, 1], batch[:, 2]])
+        return batch, torch.stack([self.augment(self.tensors[i]) for i in order])
+
+
+def _as_is(item: Any) -> Any:
+    return item
+
+
+def batches(
+    rows: np.ndarray,
+    tensors: list[torch.Tensor],
+    augment: nn.Module,
+    batch_size: int,
+    workers: int,
+    device: torch.device,
+) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
+    """(triplet rows, augmented images on `device`) per batch. The images are decoded once, before training;
+    with workers > 0 they are augmented in that many processes ahead of the network (seeded from torch's
+    generator, so a run is repeatable for a given number of workers)."""
+    loader = torch.utils.data.DataLoader(
+        _Batches(rows, tensors, augment, batch_size),
+        batch_size=None,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        collate_fn=_as_is,
+    )
+    for batch, x in loader:
+        yield batch, x.to(device, non_blocking=True)
+
+
+def forward(model: nn.Module, x: torch.Tensor, chunk: int = 0) -> dict[str, torch.Tensor]:
+    """The model on a batch in one pass (chunk 0), or in passes of at most `chunk` images (BatchNorm then
+    normalises each pass alone, as the seed's three passes of 16 did). Outputs in float32."""
+    parts = [model(x)] if chunk <= 0 or chunk >= len(x) else [model(c) for c in x.split(chunk)]
+    return {k: torch.cat([part[k] for part in parts]).float() for k in parts[0]}
 
 
 def classification_loss(
@@ -139,7 +189,10 @@ def train(
     from tqdm.auto import tqdm
 
     p = params
+    tune_allocator()
     rng = np.random.default_rng(p["seed"])
+    # bfloat16 autocast on CUDA (no loss scaling needed); the CPU here has no fast bfloat16, so float32 there
+    amp = bool(p["amp"]) and device.type == "cuda"
     tensors = [torch.from_numpy(np.ascontiguousarray(img))[None] for img in images]
     # label indices for the classification loss, in sorted label order (as the model's classes)
     id_index = torch.from_numpy(np.unique(identities, return_inverse=True)[1])
@@ -160,13 +213,12 @@ def train(
         rows = sample_triplets(identities, attributes, rng)
         rows = rows[rng.permutation(len(rows))]
         total, count = 0.0, 0
-        for b in range(0, len(rows), p["batch_size"]):
-            batch = rows[b : b + p["batch_size"]]
+        for batch, x in batches(rows, tensors, augment, p["batch_size"], p["workers"], device):
             # anchors, positives and negatives through the network in one pass
             order = np.concatenate([batch[:, 0], batch[:, 1], batch[:, 2]])
-            x = torch.stack([augment(tensors[i]) for i in order]).to(device, non_blocking=True)
             kinds = torch.from_numpy(batch[:, 3]).to(device)
-            out = model(x)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                out = forward(model, x, p["forward_chunk"])
             loss = triplet_loss(out, kinds, p["margin"])
             if p["ce_weight"] > 0:
                 idx = torch.from_numpy(order)

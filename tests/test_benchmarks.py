@@ -1,0 +1,74 @@
+"""The benchmark's own pieces: its data is what it claims, and `--quick` runs every part end to end."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import run  # noqa: E402
+import seed_way  # noqa: E402
+
+
+def test_search_vectors_are_clustered_nonnegative_unit():
+    x = run.clustered_vectors(3000, dim=128, clusters=30)
+    assert x.shape == (3000, 128) and (x >= 0).all() and np.allclose(np.linalg.norm(x, axis=1), 1, atol=1e-5)
+    uniform = np.abs(np.random.default_rng(0).standard_normal((3000, 128)))
+    uniform /= np.linalg.norm(uniform, axis=1, keepdims=True)
+    # clustered: a point's nearest neighbour is far closer than in uniform data of the same shape
+    nn = np.sort(x[:100] @ x[100:].T, axis=1)[:, -1].mean()
+    nn_uniform = np.sort(uniform[:100] @ uniform[100:].T, axis=1)[:, -1].mean()
+    assert nn > nn_uniform + 0.1
+
+
+def test_exact_search_matches_full_sort():
+    x = run.clustered_vectors(500, dim=64, clusters=10)
+    q = run.clustered_vectors(20, dim=64, clusters=10, seed=1)
+    ids = seed_way.exact_search(x, q, 10)
+    full = np.argsort(-(q @ x.T), axis=1, kind="stable")[:, :10]
+    assert np.array_equal(ids, full)
+
+
+def test_best_ngt_setting_is_the_fastest_that_reaches_the_recall():
+    search = {
+        "ngt": [
+            {"epsilon": 0.0, "queries_per_second": 900, "recall_at_10": 0.90},
+            {"epsilon": 0.1, "queries_per_second": 500, "recall_at_10": 0.96},
+            {"epsilon": 0.2, "queries_per_second": 300, "recall_at_10": 0.99},
+        ]
+    }
+    assert run.best_ngt(search)["epsilon"] == 0.1
+    assert run.best_ngt({"ngt": search["ngt"][:1]}) is None
+
+
+def test_quick_bench_runs_every_part(tmp_path):
+    out = tmp_path / "results.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = json.loads(out.read_text())
+    row = results["train"]["64"]
+    for key in ("seed", "project_chunk0", "project_chunk16"):
+        assert row[key]["images_per_second"] > 0 and row[key]["images"] > 0
+    assert results["extract"]["seed"]["images"] == results["extract"]["project"]["images"] == 63
+    search = results["search"]["2000"]
+    assert len(search["ngt"]) == 4 and all(0 <= s["recall_at_10"] <= 1 for s in search["ngt"])
+    assert set(results["targets"]) and all("met" in t for t in results["targets"].values())
+
+
+def test_gpu_script_runs_on_the_cpu_in_small(tmp_path):
+    out = tmp_path / "gpu.json"
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "gpu.py"), "--device", "cpu", "--epochs", "1", "--size", "64"]
+    proc = subprocess.run([*cmd, "--workers", "0", "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert report["device"] == "cpu" and report["train_images_per_second"] > 0
+    assert report["total_s"] >= report["train_s"] > 0
