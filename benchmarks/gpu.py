@@ -1,0 +1,100 @@
+"""The seed's configuration on an accelerator, timed end to end: JAFFE-sized data (70 training images of 213),
+256 px, the seed's augmentations, 50 epochs, batch 16, then features of every image and the NGT index.
+
+    python benchmarks/gpu.py                      # CUDA: the project's loop (bf16 autocast, channels_last, workers)
+    python benchmarks/gpu.py --seed-epochs 5      # also the seed's loop on the same device, for a few epochs
+    python benchmarks/gpu.py --device cpu --epochs 1 --size 64   # a smoke run anywhere
+
+Prints seconds per phase and images/s, and writes the figures as JSON (--out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from run import SEED_AUGMENT, machine, make_images  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--epochs", type=int, default=50)
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--workers", type=int, default=4, help="augmenting processes (train.workers)")
+    ap.add_argument("--seed-epochs", type=int, default=0, help="also time the seed's loop for this many epochs")
+    ap.add_argument("--out", default="", help="write the figures here as JSON")
+    args = ap.parse_args()
+
+    import pandas as pd
+    import torch
+
+    from facearith import config, data, features, index, model, train
+
+    device = model.resolve_device(args.device)
+    report: dict = {"machine": machine(), "device": str(device), "epochs": args.epochs, "size": args.size}
+    phases: dict[str, float] = {}
+    t_all = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        table = pd.read_csv(make_images(Path(tmp) / "images", size=256))
+        selected = table[table.selected].reset_index(drop=True)
+        images = data.load_images(selected.path.tolist())
+        phases["data_s"] = time.perf_counter() - t
+
+        params = {
+            **config.DEFAULTS["train"],
+            "image_size": args.size,
+            "augment": SEED_AUGMENT,
+            "lr": 1e-4,
+            "margin": 1.0,
+            "ce_weight": 0.0,
+            "recalibrate_bn": False,
+            "epochs": args.epochs,
+            "workers": args.workers,
+        }
+        train.seed_everything(0)
+        net = model.build({**config.DEFAULTS["model"], "embedding": "seed"}, 70)
+        t = time.perf_counter()
+        result = train.train(
+            net, images, selected.person.to_numpy(), selected.expression.to_numpy(), params, device, progress=False
+        )
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        phases["train_s"] = time.perf_counter() - t
+        report["train_images_per_second"] = result.images_seen / phases["train_s"]
+
+        t = time.perf_counter()
+        all_images = data.load_images(table.path.tolist())
+        feats = features.extract(net, all_images, args.size, batch_size=64, device=device)
+        phases["extract_s"] = time.perf_counter() - t
+        report["extract_images_per_second"] = len(feats) / phases["extract_s"]
+
+        t = time.perf_counter()
+        ip = config.DEFAULTS["index"]
+        index.build(feats, Path(tmp) / "index", ip["edge_size_for_creation"], ip["edge_size_for_search"])
+        phases["index_s"] = time.perf_counter() - t
+
+        if args.seed_epochs:
+            import seed_way
+
+            seed = seed_way.train_images_per_second(selected, args.size, args.seed_epochs + 1, device=device)
+            report["seed_loop"] = seed
+            report["ratio_train"] = round(report["train_images_per_second"] / seed["images_per_second"], 2)
+    phases["total_s"] = time.perf_counter() - t_all
+    report.update({k: round(v, 2) for k, v in phases.items()})
+    for key, value in report.items():
+        print(f"{key}: {value}")
+    if args.out:
+        Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

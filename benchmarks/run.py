@@ -1,0 +1,340 @@
+"""`make bench`: the seed's way against the project's, side by side in one run, on the same data and machine.
+
+Every measurement runs in a fresh Python process (`--part ...`): the allocator setting the project makes is
+process-wide, and the seed's way must run as the seed ran. The figures, the ratios and whether each target of
+the speed issue is met go to benchmarks/results.json; benchmarks/README.md explains them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+# the seed's training recipe, as the project's params (README: "the seed's recipe")
+SEED_AUGMENT = {"crop_scale": [0.75, 1.0], "jitter": [0.3, 0.5, 0.5, 0.0], "hflip": True, "degrees": 0.5, "shear": 0.5}
+TARGETS = {"train_128": 2.0, "train_256": 3.0, "extract": 3.0, "search_100000": 10.0, "recall_at_10": 0.95}
+
+
+# ---------------------------------------------------------------- data
+
+
+def make_images(dest: Path, size: int = 256, persons: int = 10, per_pair: int = 3) -> Path:
+    """JAFFE-shaped data: 10 persons x 7 expressions x 3 grey TIFFs of 256 px; returns a table CSV."""
+    import pandas as pd
+
+    from facearith import data, synthetic
+
+    names = synthetic.generate(dest, persons=persons, images_per_pair=per_pair, size=size, seed=0)
+    rows = []
+    for name in names:
+        parsed = data.parse_name(name)
+        rows.append({"path": str(dest / name), "person": parsed.identity, "expression": parsed.attribute})
+    table = pd.DataFrame(rows)
+    table["selected"] = ~table.duplicated(["person", "expression"])  # one image per pair, as the seed trains
+    path = dest / "table.csv"
+    table.to_csv(path, index=False)
+    return path
+
+
+def clustered_vectors(n: int, dim: int = 1280, clusters: int = 1000, latent: int = 32, seed: int = 0) -> np.ndarray:
+    """Non-negative unit vectors with structure, like pooled CNN features: Gaussian clusters in a 32-d latent
+    space, mapped to `dim` dimensions by a fixed random layer with noise, then ReLU and L2 normalisation."""
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal((latent, dim), dtype=np.float32)
+    centers = rng.standard_normal((clusters, latent), dtype=np.float32)
+    z = centers[rng.integers(0, clusters, n)] + 0.35 * rng.standard_normal((n, latent), dtype=np.float32)
+    x = np.maximum(z @ w + 0.5 * rng.standard_normal((n, dim), dtype=np.float32), 0)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+# ---------------------------------------------------------------- parts (each in its own process)
+
+
+def part_train(args: argparse.Namespace) -> dict:
+    import pandas as pd
+
+    table = pd.read_csv(args.table)
+    table = table[table.selected].reset_index(drop=True)
+    if args.way == "seed":
+        import seed_way
+
+        return seed_way.train_images_per_second(table, args.size, args.epochs)
+    import torch
+
+    from facearith import config, data, model, train
+
+    device = torch.device(args.device)
+    params = {
+        **config.DEFAULTS["train"],
+        "image_size": args.size,
+        "augment": SEED_AUGMENT,
+        "lr": 1e-4,
+        "epochs": args.epochs,
+        "workers": args.workers,
+        "forward_chunk": args.chunk,
+        "recalibrate_bn": False,
+    }
+    train.seed_everything(0)
+    start = time.perf_counter()
+    images = data.load_images(table.path.tolist())  # decoded once, before training
+    decode = time.perf_counter() - start
+    net = model.build(config.DEFAULTS["model"], 70, table.person.nunique(), table.expression.nunique())
+    marks: list[tuple[float, int]] = []
+    seen = 3 * len(table)
+
+    def mark(epoch: int, loss: float) -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        marks.append((time.perf_counter(), (epoch + 1) * seen))
+
+    train.train(net, images, table.person.to_numpy(), table.expression.to_numpy(), params, device, mark, progress=False)
+    (t0, n0), (t1, n1) = marks[0], marks[-1]
+    return {"images_per_second": (n1 - n0) / (t1 - t0), "seconds": t1 - t0, "images": n1 - n0, "decode_s": decode}
+
+
+def part_extract(args: argparse.Namespace) -> dict:
+    import pandas as pd
+
+    paths = pd.read_csv(args.table).path.tolist()
+    if args.way == "seed":
+        import seed_way
+
+        return seed_way.extract_images_per_second(paths, args.size)
+    from facearith import config, data, features, model
+
+    net = model.build(config.DEFAULTS["model"], 70, 10, 7)
+    start = time.perf_counter()
+    feats = features.extract(
+        net, data.load_images(paths), args.size, batch_size=config.DEFAULTS["features"]["batch_size"]
+    )
+    seconds = time.perf_counter() - start
+    return {"images_per_second": len(feats) / seconds, "seconds": seconds, "images": len(feats)}
+
+
+def part_search(args: argparse.Namespace) -> dict:
+    import seed_way
+
+    from facearith import config, index
+
+    k, n_queries = 10, args.queries
+    vectors = clustered_vectors(args.n + n_queries)
+    data, queries = vectors[: args.n], vectors[args.n :]
+    start = time.perf_counter()
+    truth = seed_way.exact_search(data, queries, k)
+    exact_s = time.perf_counter() - start
+    # the same exact answer for all queries at once (one BLAS product): a stronger baseline, reported beside
+    start = time.perf_counter()
+    scores = queries @ data.T
+    np.argpartition(-scores, k, axis=1)
+    batched_s = time.perf_counter() - start
+    ip = config.DEFAULTS["index"]
+    out = {
+        "n": args.n,
+        "dim": data.shape[1],
+        "queries": n_queries,
+        "exact": {"queries_per_second": n_queries / exact_s, "seconds": exact_s},
+        "exact_batched": {"queries_per_second": n_queries / batched_s, "seconds": batched_s},
+        "ngt": [],
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        index.build(data, Path(tmp) / "index", ip["edge_size_for_creation"], ip["edge_size_for_search"])
+        out["ngt_build_seconds"] = time.perf_counter() - start
+        searcher = index.NGTSearcher(Path(tmp) / "index")
+        for epsilon in (0.0, 0.05, 0.1, 0.2):
+            searcher.epsilon = epsilon
+            start = time.perf_counter()
+            ids, _ = searcher.search(queries, k)
+            seconds = time.perf_counter() - start
+            recall = float(np.mean([len(set(a) & set(b)) / k for a, b in zip(ids, truth, strict=True)]))
+            out["ngt"].append(
+                {
+                    "edge_size_for_creation": ip["edge_size_for_creation"],
+                    "edge_size_for_search": ip["edge_size_for_search"],
+                    "epsilon": epsilon,
+                    "queries_per_second": n_queries / seconds,
+                    "recall_at_10": recall,
+                }
+            )
+    return out
+
+
+def part_step(args: argparse.Namespace) -> dict:
+    """The 256 px cliff: the seed's network alone, one training step of 16 images, by layout and allocator."""
+    import seed_way
+    import torch
+
+    from facearith.runtime import tune_allocator
+
+    if args.allocator == "tuned":
+        tune_allocator()
+    torch.manual_seed(0)
+    net = seed_way.make_model().train()
+    x = torch.rand(16, 3, args.size, args.size)
+    if args.layout == "channels_last":
+        net = net.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
+    times = []
+    for _ in range(args.steps + 1):  # the first step warms up
+        start = time.perf_counter()
+        loss = net(x).square().mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        times.append(time.perf_counter() - start)
+    return {"images_per_second": 16 * args.steps / sum(times[1:])}
+
+
+PARTS = {"train": part_train, "extract": part_extract, "search": part_search, "step": part_step}
+
+
+# ---------------------------------------------------------------- orchestration
+
+
+def run_part(name: str, **kwargs) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--part", name]
+    for key, value in kwargs.items():
+        cmd += [f"--{key}", str(value)]
+    label = " ".join(cmd[3:])
+    print(f"bench: {label} ...", end=" ", flush=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        sys.exit(f"\nbench: {label} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    if "images_per_second" in result:
+        print(f"{result['images_per_second']:.1f} images/s", flush=True)
+    else:
+        print("done", flush=True)
+    return result
+
+
+def machine() -> dict:
+    import torch
+
+    model_name = platform.processor()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                model_name = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cpu": model_name,
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "python": platform.python_version(),
+    }
+
+
+def ratio(project: dict, seed: dict, key: str = "images_per_second") -> float:
+    return round(project[key] / seed[key], 2)
+
+
+def best_ngt(search: dict) -> dict | None:
+    """The fastest NGT setting that reaches the recall target."""
+    ok = [s for s in search["ngt"] if s["recall_at_10"] >= TARGETS["recall_at_10"]]
+    return max(ok, key=lambda s: s["queries_per_second"]) if ok else None
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--out", default=str(HERE / "results.json"))
+    ap.add_argument("--quick", action="store_true", help="tiny sizes: checks that every part runs (for tests)")
+    ap.add_argument("--part", choices=sorted(PARTS), help=argparse.SUPPRESS)
+    for name in ("way", "table", "layout", "allocator", "device"):
+        ap.add_argument(f"--{name}", help=argparse.SUPPRESS)
+    for name in ("size", "epochs", "workers", "chunk", "n", "queries", "steps"):
+        ap.add_argument(f"--{name}", type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.part:
+        print(json.dumps(PARTS[args.part](args)))
+        return
+
+    from facearith.fsutil import write_json
+
+    start = time.perf_counter()
+    if args.quick:
+        sizes, n_search, queries, cliff = {64: (2, 2)}, [2000], 20, []
+    else:
+        # (seed epochs, project epochs) per size: the first epoch warms up and is not counted
+        sizes, n_search, queries, cliff = {128: (4, 5), 256: (3, 4)}, [10_000, 100_000], 200, [224, 256]
+    results: dict = {"machine": machine(), "train": {}, "extract": {}, "search": {}, "cliff_256px": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        table = make_images(Path(tmp) / "images", size=256, persons=3 if args.quick else 10)
+        for size, (seed_epochs, project_epochs) in sizes.items():
+            seed = run_part("train", way="seed", table=table, size=size, epochs=seed_epochs)
+            row: dict = {"seed": seed}
+            # the project's loop in one pass of anchors+positives+negatives, and in passes of 16 (train.forward_chunk)
+            for chunk in (0, 16):
+                row[f"project_chunk{chunk}"] = run_part(
+                    "train",
+                    way="project",
+                    table=table,
+                    size=size,
+                    epochs=project_epochs,
+                    workers=0,
+                    chunk=chunk,
+                    device="cpu",
+                )
+                row[f"ratio_chunk{chunk}"] = ratio(row[f"project_chunk{chunk}"], seed)
+            row["ratio"] = max(row["ratio_chunk0"], row["ratio_chunk16"])
+            results["train"][str(size)] = row
+        size = 64 if args.quick else 256
+        seed = run_part("extract", way="seed", table=table, size=size)
+        project = run_part("extract", way="project", table=table, size=size)
+        results["extract"] = {"size": size, "seed": seed, "project": project, "ratio": ratio(project, seed)}
+    for n in n_search:
+        search = run_part("search", n=n, queries=queries)
+        chosen = best_ngt(search)
+        search["chosen"] = chosen
+        search["ratio"] = (
+            round(chosen["queries_per_second"] / search["exact"]["queries_per_second"], 1) if chosen else None
+        )
+        results["search"][str(n)] = search
+    for size in cliff:
+        for layout in ("nchw", "channels_last"):
+            for allocator in ("default", "tuned"):
+                step = run_part("step", size=size, layout=layout, allocator=allocator, steps=3)
+                results["cliff_256px"].append({"size": size, "layout": layout, "allocator": allocator, **step})
+    results["targets"] = targets(results, quick=args.quick)
+    results["seconds"] = round(time.perf_counter() - start, 1)
+    write_json(args.out, results)
+    for name, t in results["targets"].items():
+        print(f"bench: {name}: {t['value']} (target {t['target']}): {'met' if t['met'] else 'NOT MET'}")
+    print(f"bench: wrote {args.out} in {results['seconds']:.0f} s")
+
+
+def targets(results: dict, quick: bool = False) -> dict:
+    """Each target of the speed issue, as measured in this run."""
+    out = {}
+    for size in results["train"]:
+        key = f"train_{size}"
+        value = results["train"][size]["ratio"]
+        out[f"training {size} px, project/seed images/s"] = {"value": value, "target": TARGETS.get(key, 1.0)}
+    out["extraction, batched/batch-1 images/s"] = {"value": results["extract"]["ratio"], "target": TARGETS["extract"]}
+    for n, search in results["search"].items():
+        value = search["ratio"] or 0.0
+        target = TARGETS.get(f"search_{n}", 1.0)
+        out[f"search N={n}, NGT/exact queries/s at recall@10 >= 0.95"] = {"value": value, "target": target}
+    for t in out.values():
+        t["met"] = t["value"] >= t["target"]
+    return out
+
+
+if __name__ == "__main__":
+    main()
