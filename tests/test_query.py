@@ -27,7 +27,7 @@ def pipeline(tmp_path_factory):
     root = tmp_path_factory.mktemp("pipe")
     shutil.copytree(ROOT / "stages", root / "stages")
     # enough training for the tiny set to compose perfectly, so that a right answer is known
-    params = _merge(yaml.safe_load((ROOT / "params.yaml").read_text()), _merge(TINY, {"train": {"epochs": 25}}))
+    params = _merge(yaml.safe_load((ROOT / "params.yaml").read_text()), _merge(TINY, {"train": {"epochs": 60}}))
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     for stage in STAGES:
         proc = subprocess.run(
