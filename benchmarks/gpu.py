@@ -73,7 +73,8 @@ def main() -> None:
 
         t = time.perf_counter()
         all_images = data.load_images(table.path.tolist())
-        feats = features.extract(net, all_images, args.size, batch_size=64, device=device)
+        batch_size = config.DEFAULTS["features"]["batch_size"]
+        feats = features.extract(net, all_images, args.size, batch_size=batch_size, device=device)
         phases["extract_s"] = time.perf_counter() - t
         report["extract_images_per_second"] = len(feats) / phases["extract_s"]
 

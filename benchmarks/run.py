@@ -311,7 +311,7 @@ def main() -> None:
             for allocator in ("default", "tuned"):
                 step = run_part("step", size=size, layout=layout, allocator=allocator, steps=3)
                 results["cliff_256px"].append({"size": size, "layout": layout, "allocator": allocator, **step})
-    results["targets"] = targets(results, quick=args.quick)
+    results["targets"] = targets(results)
     results["seconds"] = round(time.perf_counter() - start, 1)
     write_json(args.out, results)
     for name, t in results["targets"].items():
@@ -319,7 +319,7 @@ def main() -> None:
     print(f"bench: wrote {args.out} in {results['seconds']:.0f} s")
 
 
-def targets(results: dict, quick: bool = False) -> dict:
+def targets(results: dict) -> dict:
     """Each target of the speed issue, as measured in this run."""
     out = {}
     for size in results["train"]:

@@ -81,10 +81,10 @@ class _Batches(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return -(-len(self.rows) // self.batch_size)
 
-    def __getitem__(self, b: int) -> tuple[np.ndarray, torch.Tensor]:
+    def __getitem__(self, b: int) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
         batch = self.rows[b * self.batch_size : (b + 1) * self.batch_size]
         order = np.concatenate([batch[:, 0], batch[:, 1], batch[:, 2]])
-        return batch, torch.stack([self.augment(self.tensors[i]) for i in order])
+        return batch, order, torch.stack([self.augment(self.tensors[i]) for i in order])
 
 
 def _as_is(item: Any) -> Any:
@@ -98,10 +98,10 @@ def batches(
     batch_size: int,
     workers: int,
     device: torch.device,
-) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
-    """(triplet rows, augmented images on `device`) per batch. The images are decoded once, before training;
-    with workers > 0 they are augmented in that many processes ahead of the network (seeded from torch's
-    generator, so a run is repeatable for a given number of workers)."""
+) -> Iterator[tuple[np.ndarray, np.ndarray, torch.Tensor]]:
+    """(triplet rows, their image indices in input order, augmented images on `device`) per batch. The images
+    are decoded once, before training; with workers > 0 they are augmented in that many processes ahead of the
+    network (seeded from torch's generator, so a run is repeatable for a given number of workers)."""
     loader = torch.utils.data.DataLoader(
         _Batches(rows, tensors, augment, batch_size),
         batch_size=None,
@@ -109,8 +109,8 @@ def batches(
         pin_memory=device.type == "cuda",
         collate_fn=_as_is,
     )
-    for batch, x in loader:
-        yield batch, x.to(device, non_blocking=True)
+    for batch, order, x in loader:
+        yield batch, order, x.to(device, non_blocking=True)
 
 
 def forward(model: nn.Module, x: torch.Tensor, chunk: int = 0) -> dict[str, torch.Tensor]:
@@ -213,9 +213,8 @@ def train(
         rows = sample_triplets(identities, attributes, rng)
         rows = rows[rng.permutation(len(rows))]
         total, count = 0.0, 0
-        for batch, x in batches(rows, tensors, augment, p["batch_size"], p["workers"], device):
-            # anchors, positives and negatives through the network in one pass
-            order = np.concatenate([batch[:, 0], batch[:, 1], batch[:, 2]])
+        for batch, order, x in batches(rows, tensors, augment, p["batch_size"], p["workers"], device):
+            # anchors, positives and negatives through the network together (in one pass unless forward_chunk)
             kinds = torch.from_numpy(batch[:, 3]).to(device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 out = forward(model, x, p["forward_chunk"])
