@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -56,8 +57,13 @@ def test_quick_bench_runs_every_part(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     results = json.loads(out.read_text())
     row = results["train"]["64"]
-    for key in ("seed", "project_chunk0", "project_chunk16"):
+    for key in ("seed", "project_blocks", "project_chunk0", "project_chunk16"):
         assert row[key]["images_per_second"] > 0 and row[key]["images"] > 0
+    # the seed's loop and the project's triplet batches forward 3 images per anchor, blocks forward 1
+    for key in ("seed", "project_chunk0", "project_chunk16"):
+        assert row[key]["images_per_second"] == pytest.approx(3 * row[key]["anchors_per_second"])
+    assert row["project_blocks"]["images_per_second"] == pytest.approx(row["project_blocks"]["anchors_per_second"])
+    assert row["ratio"] == max(row["ratio_blocks"], row["ratio_chunk0"], row["ratio_chunk16"])
     assert results["extract"]["seed"]["images"] == results["extract"]["project"]["images"] == 63
     search = results["search"]["2000"]
     assert len(search["ngt"]) == 4 and all(0 <= s["recall_at_10"] <= 1 for s in search["ngt"])
@@ -70,5 +76,5 @@ def test_gpu_script_runs_on_the_cpu_in_small(tmp_path):
     proc = subprocess.run([*cmd, "--workers", "0", "--out", str(out)], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(out.read_text())
-    assert report["device"] == "cpu" and report["train_images_per_second"] > 0
+    assert report["device"] == "cpu" and report["train_images_per_second"] == report["train_anchors_per_second"] > 0
     assert report["total_s"] >= report["train_s"] > 0

@@ -96,8 +96,15 @@ def test_cuda_requested_without_cuda():
     assert model.resolve_device("auto").type == "cpu"
 
 
-def _train_once(images, table, epochs=3):
-    params = {**config.DEFAULTS["train"], "epochs": epochs, "image_size": 32, "batch_size": 8, "threads": 1}
+def _train_once(images, table, epochs=3, sampler="blocks"):
+    params = {
+        **config.DEFAULTS["train"],
+        "epochs": epochs,
+        "image_size": 32,
+        "batch_size": 8,
+        "threads": 1,
+        "sampler": sampler,
+    }
     train.seed_everything(0, 1)
     net = model.build(MODEL, 21, 3, 7)
     result = train.train(
@@ -109,11 +116,20 @@ def _train_once(images, table, epochs=3):
 def test_training_is_seeded_and_lowers_the_loss(tiny_set):
     table, images = tiny_set
     net_a, a = _train_once(images, table, epochs=12)
-    assert len(a.losses) == 12 and a.images_seen == 12 * 21 * 3 and a.images_per_second > 0
+    # blocks: each of the 21 images through the network once per epoch, as an anchor
+    assert len(a.losses) == 12 and a.images_seen == a.anchors_seen == 12 * 21 and a.images_per_second > 0
     assert np.mean(a.losses[-3:]) < np.mean(a.losses[:3])
     net_b, b = _train_once(images, table, epochs=12)
     assert a.losses == b.losses
     assert np.array_equal(features.extract(net_a, images, 32), features.extract(net_b, images, 32))
+
+
+def test_the_seeds_triplet_batches_forward_three_images_per_anchor(tiny_set):
+    table, images = tiny_set
+    _, result = _train_once(images, table, epochs=6, sampler="triplets")
+    assert result.images_seen == 6 * 21 * 3 and result.anchors_seen == 6 * 21
+    assert result.anchors_per_second < result.images_per_second
+    assert np.mean(result.losses[-2:]) < np.mean(result.losses[:2])
 
 
 def test_seed_embedding_trains_with_triplets_alone(tiny_set):

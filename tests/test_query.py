@@ -26,8 +26,11 @@ def _env() -> dict:
 def pipeline(tmp_path_factory):
     root = tmp_path_factory.mktemp("pipe")
     shutil.copytree(ROOT / "stages", root / "stages")
-    # enough training for the tiny set to compose perfectly, so that a right answer is known
-    params = _merge(yaml.safe_load((ROOT / "params.yaml").read_text()), _merge(TINY, {"train": {"epochs": 60}}))
+    # enough training for the tiny set to compose perfectly, so that a right answer is known. The seed's triplet
+    # batches: with 3 persons a block holds every person and 2-3 of the 7 expressions, which trains this set
+    # less well (composition 0.57 at 60 epochs, README)
+    tiny = _merge(TINY, {"train": {"epochs": 60, "sampler": "triplets"}})
+    params = _merge(yaml.safe_load((ROOT / "params.yaml").read_text()), tiny)
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     for stage in STAGES:
         proc = subprocess.run(

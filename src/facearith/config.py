@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from facearith.data import DEFAULT_PATTERN
+from facearith.triplets import SAMPLERS
 
 
 class ConfigError(ValueError):
@@ -42,10 +43,12 @@ DEFAULTS: dict[str, Any] = {
         "threads": 0,
         "workers": 0,
         "amp": True,
-        "epochs": 40,
+        "epochs": 80,
+        "sampler": "blocks",
         "batch_size": 16,
         "forward_chunk": 0,
         "lr": 0.001,
+        "weight_decay": 0.0,
         "margin": 1.0,
         "ce_weight": 1.0,
         "ce_scale": 16.0,
@@ -72,6 +75,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.embedding": ("seed", "split"),
     "model.pooling": ("median", "mean", "max"),
     "train.device": ("auto", "cpu", "cuda"),
+    "train.sampler": SAMPLERS,
 }
 
 # (lowest allowed, why) for numbers that must be at least something.
@@ -151,6 +155,8 @@ def validate(params: dict[str, Any] | None) -> dict[str, Any]:
         raise ConfigError("params: 'train.lr' must be greater than 0")
     if params["heldout_pairs"]["folds"] == 1:
         raise ConfigError("params: 'heldout_pairs.folds' is 1; use 0 (off) or 2 or more (1 would hold out every pair)")
+    if params["train"]["weight_decay"] < 0:
+        raise ConfigError("params: 'train.weight_decay' must be 0 or more")
     if params["train"]["margin"] < 0:
         raise ConfigError("params: 'train.margin' must be 0 or more")
     return params

@@ -1,4 +1,4 @@
-"""Training: seeded triplet sampling, the seed's augmentations, one forward pass per batch."""
+"""Training: seeded triplet batches (blocks or the seed's triplets), the seed's augmentations, one pass per batch."""
 
 from __future__ import annotations
 
@@ -17,18 +17,23 @@ from torch import nn
 from torchvision.transforms import v2
 
 from facearith.runtime import tune_allocator
-from facearith.triplets import BY_ATTRIBUTE, BY_IDENTITY, sample_triplets
+from facearith.triplets import BY_ATTRIBUTE, BY_IDENTITY, epoch_batches
 
 
 @dataclass
 class TrainResult:
     losses: list[float] = field(default_factory=list)
     seconds: float = 0.0
-    images_seen: int = 0
+    images_seen: int = 0  # images through the network (3 per anchor with the seed's triplet batches)
+    anchors_seen: int = 0  # training images trained on: each is an anchor once per epoch
 
     @property
     def images_per_second(self) -> float:
         return self.images_seen / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def anchors_per_second(self) -> float:
+        return self.anchors_seen / self.seconds if self.seconds > 0 else 0.0
 
 
 def fingerprint(model_params: dict[str, Any], train_params: dict[str, Any], table_path: str | os.PathLike) -> str:
@@ -72,19 +77,18 @@ def augmentation(size: int, augment: dict[str, Any]) -> v2.Compose:
 
 
 class _Batches(torch.utils.data.Dataset):
-    """Augmented input batches of one epoch's triplet rows: item b is batch b, anchors then positives then
-    negatives, so that workers can prepare the next batches while the network runs."""
+    """Augmented input batches of one epoch: item b is batch b's images, so that workers can prepare the next
+    batches while the network runs."""
 
-    def __init__(self, rows: np.ndarray, tensors: list[torch.Tensor], augment: nn.Module, batch_size: int) -> None:
-        self.rows, self.tensors, self.augment, self.batch_size = rows, tensors, augment, batch_size
+    def __init__(self, plan: list[tuple[np.ndarray, np.ndarray]], tensors: list[torch.Tensor], augment: nn.Module):
+        self.plan, self.tensors, self.augment = plan, tensors, augment
 
     def __len__(self) -> int:
-        return -(-len(self.rows) // self.batch_size)
+        return len(self.plan)
 
     def __getitem__(self, b: int) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
-        batch = self.rows[b * self.batch_size : (b + 1) * self.batch_size]
-        order = np.concatenate([batch[:, 0], batch[:, 1], batch[:, 2]])
-        return batch, order, torch.stack([self.augment(self.tensors[i]) for i in order])
+        order, rows = self.plan[b]
+        return order, rows, torch.stack([self.augment(self.tensors[i]) for i in order])
 
 
 def _as_is(item: Any) -> Any:
@@ -92,25 +96,25 @@ def _as_is(item: Any) -> Any:
 
 
 def batches(
-    rows: np.ndarray,
+    plan: list[tuple[np.ndarray, np.ndarray]],
     tensors: list[torch.Tensor],
     augment: nn.Module,
-    batch_size: int,
     workers: int,
     device: torch.device,
 ) -> Iterator[tuple[np.ndarray, np.ndarray, torch.Tensor]]:
-    """(triplet rows, their image indices in input order, augmented images on `device`) per batch. The images
-    are decoded once, before training; with workers > 0 they are augmented in that many processes ahead of the
-    network (seeded from torch's generator, so a run is repeatable for a given number of workers)."""
+    """(image indices, triplet rows into them, augmented images on `device`) per batch of `plan`
+    (`triplets.epoch_batches`). The images are decoded once, before training; with workers > 0 they are
+    augmented in that many processes ahead of the network (seeded from torch's generator, so a run is
+    repeatable for a given number of workers)."""
     loader = torch.utils.data.DataLoader(
-        _Batches(rows, tensors, augment, batch_size),
+        _Batches(plan, tensors, augment),
         batch_size=None,
         num_workers=workers,
         pin_memory=device.type == "cuda",
         collate_fn=_as_is,
     )
-    for batch, order, x in loader:
-        yield batch, order, x.to(device, non_blocking=True)
+    for order, rows, x in loader:
+        yield order, rows, x.to(device, non_blocking=True)
 
 
 def forward(model: nn.Module, x: torch.Tensor, chunk: int = 0) -> dict[str, torch.Tensor]:
@@ -130,15 +134,16 @@ def classification_loss(
     return ce(out["identity_logits"] * scale, identities) + ce(out["attribute_logits"] * scale, attributes)
 
 
-def triplet_loss(out: dict[str, torch.Tensor], kinds: torch.Tensor, margin: float) -> torch.Tensor:
-    """Triplet loss on the vector that each kind trains: identity triplets on 'identity', attribute on 'attribute'."""
-    loss_fn = nn.TripletMarginLoss(margin=margin, reduction="none")
-    n = kinds.shape[0]
-    total = torch.zeros(n, device=kinds.device)
+def triplet_loss(out: dict[str, torch.Tensor], rows: torch.Tensor, margin: float) -> torch.Tensor:
+    """Mean triplet loss over `rows` (anchor, positive, negative, kind), indices into the batch's outputs:
+    identity triplets on the 'identity' vector, attribute triplets on 'attribute'."""
+    loss_fn = nn.TripletMarginLoss(margin=margin, reduction="sum")
+    total = out["identity"].new_zeros(())
     for kind, key in ((BY_IDENTITY, "identity"), (BY_ATTRIBUTE, "attribute")):
-        a, p, q = out[key][:n], out[key][n : 2 * n], out[key][2 * n :]
-        total = torch.where(kinds == kind, loss_fn(a, p, q), total)
-    return total.mean()
+        r = rows[rows[:, 3] == kind]
+        if len(r):
+            total = total + loss_fn(out[key][r[:, 0]], out[key][r[:, 1]], out[key][r[:, 2]])
+    return total / max(len(rows), 1)
 
 
 @torch.no_grad()
@@ -198,7 +203,11 @@ def train(
     id_index = torch.from_numpy(np.unique(identities, return_inverse=True)[1])
     attr_index = torch.from_numpy(np.unique(attributes, return_inverse=True)[1])
     augment = augmentation(p["image_size"], p["augment"])
-    optimizer = torch.optim.Adam(model.parameters(), lr=p["lr"])
+    # AdamW's decoupled weight decay when asked for (it regularises small-data training); the seed's Adam otherwise
+    if p["weight_decay"] > 0:
+        optimizer = torch.optim.AdamW(model.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
+    else:
+        optimizer = torch.optim.Adam(model.parameters(), lr=p["lr"])
     model.to(device).train()
     result = TrainResult()
     first = 0
@@ -210,15 +219,13 @@ def train(
     start = time.perf_counter()
     bar = tqdm(range(first, p["epochs"]), desc="train", unit="epoch", disable=not progress)
     for epoch in bar:
-        rows = sample_triplets(identities, attributes, rng)
-        rows = rows[rng.permutation(len(rows))]
+        plan = epoch_batches(p["sampler"], identities, attributes, rng, p["batch_size"])
         total, count = 0.0, 0
-        for batch, order, x in batches(rows, tensors, augment, p["batch_size"], p["workers"], device):
-            # anchors, positives and negatives through the network together (in one pass unless forward_chunk)
-            kinds = torch.from_numpy(batch[:, 3]).to(device)
+        for order, rows, x in batches(plan, tensors, augment, p["workers"], device):
+            # the batch's images through the network together (in one pass unless forward_chunk)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 out = forward(model, x, p["forward_chunk"])
-            loss = triplet_loss(out, kinds, p["margin"])
+            loss = triplet_loss(out, torch.from_numpy(rows).to(device), p["margin"])
             if p["ce_weight"] > 0:
                 idx = torch.from_numpy(order)
                 ce = classification_loss(out, id_index[idx].to(device), attr_index[idx].to(device), p["ce_scale"])
@@ -226,9 +233,11 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total += loss.item() * len(batch)
-            count += len(batch)
+            anchors = len(np.unique(rows[:, 0])) if len(rows) else len(order)
+            total += loss.item() * anchors
+            count += anchors
             result.images_seen += len(order)
+        result.anchors_seen += len(images)
         epoch_loss = total / max(count, 1)
         result.losses.append(epoch_loss)
         bar.set_postfix(loss=f"{epoch_loss:.4f}")
