@@ -42,6 +42,8 @@ def test_defaults_fill_missing_keys():
         ({"data": {"source": "imagenet"}}, "'data.source' is 'imagenet'; allowed: synthetic, jaffe"),
         ({"model": {"arch": "resnet50"}}, "'model.arch' is 'resnet50'"),
         ({"train": {"device": "tpu"}}, "'train.device' is 'tpu'"),
+        ({"train": {"sampler": "pairs"}}, "'train.sampler' is 'pairs'; allowed: blocks, triplets"),
+        ({"train": {"weight_decay": -0.1}}, "'train.weight_decay' must be 0 or more"),
         ({"train": {"augment": {"crop_scale": [0.9, 0.5]}}}, "'train.augment.crop_scale'"),
         ({"train": {"augment": {"jitter": [0.1]}}}, "'train.augment.jitter' must be a list of 4 numbers"),
         ({"data": "jaffe"}, "'data' must be a mapping"),

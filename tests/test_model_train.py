@@ -132,6 +132,20 @@ def test_the_seeds_triplet_batches_forward_three_images_per_anchor(tiny_set):
     assert np.mean(result.losses[-2:]) < np.mean(result.losses[:2])
 
 
+def test_weight_decay_shrinks_the_weights(tiny_set):
+    table, images = tiny_set
+
+    def head_norm(weight_decay: float) -> float:
+        params = {**config.DEFAULTS["train"], "epochs": 3, "image_size": 32, "weight_decay": weight_decay}
+        train.seed_everything(0, 1)
+        net = model.build(MODEL, 21, 3, 7)
+        ids, attrs = table.identity.to_numpy(), table.attribute.to_numpy()
+        train.train(net, images, ids, attrs, params, torch.device("cpu"), progress=False)
+        return float(net.identity_head.weight.detach().norm())
+
+    assert head_norm(50.0) < 0.9 * head_norm(0.0)
+
+
 def test_seed_embedding_trains_with_triplets_alone(tiny_set):
     table, images = tiny_set
     params = {**config.DEFAULTS["train"], "epochs": 1, "image_size": 32, "ce_weight": 0.0}
