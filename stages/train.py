@@ -60,7 +60,8 @@ def main() -> None:
             "loss": result.losses[-1] if result.losses else None,
             "epochs": tp["epochs"],
             "seconds": round(result.seconds, 2),
-            "images_per_second": round(result.images_per_second, 2),
+            "images_per_second": round(result.images_per_second, 2),  # through the network
+            "anchors_per_second": round(result.anchors_per_second, 2),  # training images trained on
             "device": device.type,
         },
     )

@@ -55,6 +55,7 @@ def test_repro_metrics_diff_and_noop(repo):
     train_m = json.loads((repo / "metrics/train.json").read_text())
     eval_m = json.loads((repo / "metrics/eval.json").read_text())
     assert train_m["epochs"] == 1 and train_m["images_per_second"] > 0
+    assert train_m["anchors_per_second"] == train_m["images_per_second"]  # blocks: each image forwarded once
     assert eval_m["composition"]["queries"] == 21 and 0 <= eval_m["composition"]["top1"] <= 1
     assert eval_m["composition_seed"]["queries"] == 10
     assert eval_m["transfer"]["queries"] == 21 * 6 and eval_m["ngt"]["recall_at_1"] >= 0.99
