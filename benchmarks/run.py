@@ -67,9 +67,9 @@ def part_train(args: argparse.Namespace) -> dict:
 
     table = pd.read_csv(args.table)
     table = table[table.selected].reset_index(drop=True)
-    if args.way == "seed":
-        import seed_way
+    import seed_way
 
+    if args.way == "seed":
         return seed_way.train_images_per_second(table, args.size, args.epochs)
     import torch
 
@@ -102,15 +102,9 @@ def part_train(args: argparse.Namespace) -> dict:
     result = train.train(
         net, images, table.person.to_numpy(), table.expression.to_numpy(), params, device, mark, progress=False
     )
-    (t0, a0), (t1, a1) = marks[0], marks[-1]
     per_anchor = result.images_seen / result.anchors_seen  # 1 (blocks) or 3 (the seed's triplet batches)
-    return {
-        "images_per_second": (a1 - a0) * per_anchor / (t1 - t0),
-        "anchors_per_second": (a1 - a0) / (t1 - t0),
-        "seconds": t1 - t0,
-        "images": round((a1 - a0) * per_anchor),
-        "decode_s": decode,
-    }
+    rate = seed_way.rate([(t, round(a * per_anchor)) for t, a in marks], images_per_anchor=per_anchor)
+    return {**rate, "decode_s": decode}
 
 
 def part_extract(args: argparse.Namespace) -> dict:
@@ -307,7 +301,7 @@ def main() -> None:
                 )
                 row[f"ratio_{name}"] = ratio(row[f"project_{name}"], seed, "anchors_per_second")
                 row[f"ratio_{name}_forward"] = ratio(row[f"project_{name}"], seed)
-            row["ratio"] = max(row[f"ratio_{name}"] for name in ("blocks", "chunk0", "chunk16"))
+            row["ratio"] = max(row[f"ratio_{name}"] for name, _, _ in variants)
             results["train"][str(size)] = row
         size = 64 if args.quick else 256
         seed = run_part("extract", way="seed", table=table, size=size)

@@ -89,10 +89,10 @@ def train_images_per_second(
         if torch.device(device).type == "cuda":
             torch.cuda.synchronize()
         marks.append((time.perf_counter(), images))
-    return _rate(marks, images_per_anchor=3)
+    return rate(marks, images_per_anchor=3)
 
 
-def _rate(marks: list[tuple[float, int]], images_per_anchor: float) -> dict:
+def rate(marks: list[tuple[float, int]], images_per_anchor: float) -> dict:
     """images/s through the network, and anchors/s: training images trained on (each once per epoch)."""
     (t0, n0), (t1, n1) = marks[0], marks[-1]
     return {

@@ -85,6 +85,7 @@ def block_batches(
     blocks = []
     for id_group in _groups(identities, id_size, rng):
         in_ids = np.isin(identities, id_group)
+        # the attributes are regrouped for each identity group, so blocks of one epoch cross differently
         for attr_group in _groups(attributes, attr_size, rng):
             block = np.flatnonzero(in_ids & np.isin(attributes, attr_group))
             if block.size:
