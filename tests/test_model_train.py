@@ -189,6 +189,63 @@ def test_inference_copy_folds_batchnorm_and_keeps_the_features(tiny_set):
     assert torch.allclose(eager, folded, atol=1e-3)  # float rounding, amplified where a variance is tiny
 
 
+def test_inference_copy_runs_each_activation_inside_its_convolution(tiny_set):
+    """On the CPU every convolution becomes one oneDNN call with its ReLU6; the numbers are those of the
+    BatchNorm-folded network, for the first batch size and for others (the weights are packed for the first)."""
+    from torch.fx.experimental.optimization import fuse
+
+    _, images = tiny_set
+    torch.manual_seed(0)
+    net = model.build(MODEL, 21, 3, 7)
+    train.recalibrate_batchnorm(net, images, 32, torch.device("cpu"))
+    fused = model.for_inference(net)
+    layers = list(fused.net._features.modules())
+    assert sum(isinstance(m, model.ConvActivation) for m in layers) == 52  # MobileNetV2's convolutions
+    assert sum(isinstance(m, model.ConvActivation) and m.attr == "hardtanh" for m in layers) == 35
+    assert not any(type(m) in (torch.nn.Conv2d, torch.nn.ReLU6) for m in layers)
+    folded = net.eval()
+    folded.net._features = fuse(folded.net._features).to(memory_format=torch.channels_last)
+    x = features.to_batch(images, 32)
+    with torch.inference_mode():
+        for batch in (x[:8], x[:3], x):
+            diff = (fused(batch)["features"] - folded(batch)["features"]).abs().max().item()
+            assert diff < 1e-4, diff  # float rounding: the fused kernels add in another order
+
+
+def test_convolution_with_two_users_keeps_its_activation_apart():
+    class TwoUses(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+            self.act = torch.nn.ReLU6()
+
+        def forward(self, x):
+            y = self.conv(x)
+            return self.act(y) + y  # y is needed before the clamp: fusing would change the sum
+
+    torch.manual_seed(0)
+    net = TwoUses().eval()
+    gm = torch.fx.symbolic_trace(net)
+    assert model.fuse_conv_activations(gm) == 0
+    assert isinstance(gm.conv_fused, model.ConvActivation) and gm.conv_fused.attr == "none"
+    x = torch.randn(2, 3, 6, 6) * 10
+    with torch.inference_mode():
+        assert torch.allclose(gm(x), net(x), atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(4, 64, 8, 8), (3, 5, 5, 7), (2, 6, 1, 1), (2, 3, 2, 3)])
+def test_median_pooling_for_inference_matches_torch_median(shape):
+    torch.manual_seed(0)
+    for fmap in (torch.randn(shape), torch.randint(0, 3, shape).float()):  # ties too
+        fmap = fmap.contiguous(memory_format=torch.channels_last)
+        expected = fmap.flatten(2).median(dim=2).values
+        with torch.inference_mode():
+            assert torch.equal(model.pool(fmap, "median"), expected)
+        trained = fmap.clone().requires_grad_(True)  # training keeps torch.median: it has a gradient
+        model.pool(trained, "median").sum().backward()
+        assert trained.grad.sum().item() == shape[0] * shape[1]  # one picked element per channel
+
+
 def test_forward_in_chunks_matches_one_pass_in_eval_mode(tiny_set):
     """Chunking changes only BatchNorm's batch statistics in training; in eval mode it is the same function."""
     _, images = tiny_set
