@@ -11,10 +11,12 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -107,6 +109,25 @@ def part_train(args: argparse.Namespace) -> dict:
     return {**rate, "decode_s": decode}
 
 
+def timed_passes(extract_all: Callable[[], np.ndarray], passes: int) -> dict:
+    """Time a cold pass (the process's first: oneDNN builds its kernels, the heap grows), then `passes` warm
+    ones; images/s is the median warm pass, as training leaves out its first epoch. Each pass decodes too."""
+    seconds, images = [], 0
+    for _ in range(1 + passes):
+        start = time.perf_counter()
+        images = len(extract_all())
+        seconds.append(time.perf_counter() - start)
+    warm = statistics.median(seconds[1:])
+    return {
+        "images_per_second": images / warm,
+        "cold_images_per_second": images / seconds[0],
+        "seconds": warm,
+        "cold_seconds": seconds[0],
+        "images": images,
+        "passes": passes,
+    }
+
+
 def part_extract(args: argparse.Namespace) -> dict:
     import pandas as pd
 
@@ -114,16 +135,15 @@ def part_extract(args: argparse.Namespace) -> dict:
     if args.way == "seed":
         import seed_way
 
-        return seed_way.extract_images_per_second(paths, args.size)
+        net = seed_way.make_model().eval()
+        return timed_passes(lambda: seed_way.extract(net, paths, args.size), args.passes)
     from facearith import config, data, features, model
 
     net = model.build(config.DEFAULTS["model"], 70, 10, 7)
-    start = time.perf_counter()
-    feats = features.extract(
-        net, data.load_images(paths), args.size, batch_size=config.DEFAULTS["features"]["batch_size"]
+    batch_size = config.DEFAULTS["features"]["batch_size"]
+    return timed_passes(
+        lambda: features.extract(net, data.load_images(paths), args.size, batch_size=batch_size), args.passes
     )
-    seconds = time.perf_counter() - start
-    return {"images_per_second": len(feats) / seconds, "seconds": seconds, "images": len(feats)}
 
 
 def part_search(args: argparse.Namespace) -> dict:
@@ -226,6 +246,37 @@ def run_part(name: str, **kwargs) -> dict:
     return result
 
 
+def extract_rounds(table: Path, size: int, rounds: int, passes: int) -> dict:
+    """The seed's and the project's extraction in alternating processes, `rounds` times: this VM's speed drifts
+    by 15-30% over minutes, and a ratio of two runs taken side by side cancels most of it. The figures are
+    medians over the rounds, of each round's median warm pass (and of its cold first pass)."""
+    pairs = []
+    for _ in range(rounds):
+        seed = run_part("extract", way="seed", table=table, size=size, passes=passes)
+        project = run_part("extract", way="project", table=table, size=size, passes=passes)
+        pairs.append({"seed": seed, "project": project, "ratio": ratio(project, seed)})
+
+    def median_of(way: str) -> dict:
+        keys = ("images_per_second", "cold_images_per_second", "seconds", "cold_seconds")
+        return {
+            **{k: statistics.median(p[way][k] for p in pairs) for k in keys},
+            "images": pairs[0][way]["images"],
+            "passes": passes,
+        }
+
+    return {
+        "size": size,
+        "seed": median_of("seed"),
+        "project": median_of("project"),
+        "ratio": statistics.median(p["ratio"] for p in pairs),
+        "ratio_cold": statistics.median(ratio(p["project"], p["seed"], "cold_images_per_second") for p in pairs),
+        "rounds": [
+            {"seed": p["seed"]["images_per_second"], "project": p["project"]["images_per_second"], "ratio": p["ratio"]}
+            for p in pairs
+        ],
+    }
+
+
 def machine() -> dict:
     import torch
 
@@ -263,7 +314,7 @@ def main() -> None:
     ap.add_argument("--part", choices=sorted(PARTS), help=argparse.SUPPRESS)
     for name in ("way", "table", "layout", "allocator", "device", "sampler"):
         ap.add_argument(f"--{name}", help=argparse.SUPPRESS)
-    for name in ("size", "epochs", "workers", "chunk", "n", "queries", "steps"):
+    for name in ("size", "epochs", "workers", "chunk", "n", "queries", "steps", "passes"):
         ap.add_argument(f"--{name}", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.part:
@@ -304,9 +355,7 @@ def main() -> None:
             row["ratio"] = max(row[f"ratio_{name}"] for name, _, _ in variants)
             results["train"][str(size)] = row
         size = 64 if args.quick else 256
-        seed = run_part("extract", way="seed", table=table, size=size)
-        project = run_part("extract", way="project", table=table, size=size)
-        results["extract"] = {"size": size, "seed": seed, "project": project, "ratio": ratio(project, seed)}
+        results["extract"] = extract_rounds(table, size, rounds=1 if args.quick else 3, passes=1 if args.quick else 2)
     for n in n_search:
         search = run_part("search", n=n, queries=queries)
         chosen = best_ngt(search)

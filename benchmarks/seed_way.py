@@ -103,20 +103,17 @@ def rate(marks: list[tuple[float, int]], images_per_anchor: float) -> dict:
     }
 
 
-def extract_images_per_second(paths: list[str], size: int) -> dict:
+def extract(model: nn.Module, paths: list[str], size: int) -> np.ndarray:
     """Features one image at a time, read from disk, as the seed extracts them."""
-    model = make_model().eval()
     transform = T.Compose([T.Resize(size), T.ToTensor(), T.Normalize(MEAN, STD)])
     features = []
-    start = time.perf_counter()
     with torch.no_grad():
         for path in paths:
             x = transform(Image.open(path).convert("RGB"))[None]
             fmap = model._features(x)
             f = fmap.flatten(2).median(dim=2).values[0].clamp_min(0)
             features.append((f / f.norm()).numpy())
-    seconds = time.perf_counter() - start
-    return {"images_per_second": len(paths) / seconds, "seconds": seconds, "images": len(paths)}
+    return np.stack(features)
 
 
 def exact_search(data: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:

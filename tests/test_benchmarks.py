@@ -64,7 +64,10 @@ def test_quick_bench_runs_every_part(tmp_path):
         assert row[key]["images_per_second"] == pytest.approx(3 * row[key]["anchors_per_second"])
     assert row["project_blocks"]["images_per_second"] == pytest.approx(row["project_blocks"]["anchors_per_second"])
     assert row["ratio"] == max(row["ratio_blocks"], row["ratio_chunk0"], row["ratio_chunk16"])
-    assert results["extract"]["seed"]["images"] == results["extract"]["project"]["images"] == 63
+    extract = results["extract"]
+    assert extract["seed"]["images"] == extract["project"]["images"] == 63
+    assert len(extract["rounds"]) == 1 and extract["ratio"] == extract["rounds"][0]["ratio"] > 0
+    assert extract["project"]["cold_images_per_second"] > 0 and extract["ratio_cold"] > 0
     search = results["search"]["2000"]
     assert len(search["ngt"]) == 4 and all(0 <= s["recall_at_10"] <= 1 for s in search["ngt"])
     assert set(results["targets"]) and all("met" in t for t in results["targets"].values())
