@@ -37,9 +37,9 @@ def _median_cpu(fmap: torch.Tensor) -> torch.Tensor:
 
 def pool(fmap: torch.Tensor, how: str = "median") -> torch.Tensor:
     """Spatial pooling of a (B, C, H, W) map to (B, C); the seed takes the median."""
-    # (B, H*W, C) is a view of a channels_last map (no copy), and the gradient flows back in that layout
     if how == "median" and fmap.device.type == "cpu" and not fmap.requires_grad:
         return _median_cpu(fmap)
+    # (B, H*W, C) is a view of a channels_last map (no copy), and the gradient flows back in that layout
     flat = fmap.permute(0, 2, 3, 1).flatten(1, 2)
     if how == "median":
         return flat.median(dim=1).values
@@ -189,16 +189,17 @@ def fuse_conv_activations(gm: torch.fx.GraphModule) -> int:
         conv = modules.get(node.target) if node.op == "call_module" else None
         if type(conv) is not nn.Conv2d or conv.padding_mode != "zeros" or isinstance(conv.padding, str):
             continue
-        user = next(iter(node.users)) if len(node.users) == 1 else None
-        act = _fusable_activation(modules[user.target]) if user is not None and user.op == "call_module" else None
-        replaced = user if act and len(user.args) == 1 and not user.kwargs else node
+        (user,) = node.users if len(node.users) == 1 else (None,)
+        plain_call = user is not None and user.op == "call_module" and len(user.args) == 1 and not user.kwargs
+        act = _fusable_activation(modules[user.target]) if plain_call else None
+        last = user if act else node  # the node whose output the fused module produces
         name = node.target.replace(".", "_") + "_fused"
-        gm.add_submodule(name, ConvActivation(conv, *(act if replaced is user else ("none", []))))
-        with gm.graph.inserting_after(replaced):
+        gm.add_submodule(name, ConvActivation(conv, *(act or ("none", []))))
+        with gm.graph.inserting_after(last):
             new = gm.graph.call_module(name, node.args)
-        replaced.replace_all_uses_with(new)
-        gm.graph.erase_node(replaced)
-        if replaced is user:
+        last.replace_all_uses_with(new)
+        gm.graph.erase_node(last)
+        if act:
             gm.graph.erase_node(node)
             fused += 1
     gm.graph.lint()
