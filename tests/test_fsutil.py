@@ -1,3 +1,5 @@
+import os
+import stat
 import subprocess
 import sys
 
@@ -40,3 +42,22 @@ def test_a_live_writers_temporary_file_is_left_alone(tmp_path):
         mine.write_text("{}")
         assert fsutil.remove_stale(target) == []  # our own, in progress
         assert mine.exists()
+
+
+@pytest.mark.parametrize("umask, file_mode, dir_mode", [(0o022, 0o644, 0o755), (0o077, 0o600, 0o700)])
+def test_outputs_get_the_users_normal_permissions(tmp_path, umask, file_mode, dir_mode):
+    old = os.umask(umask)
+    try:
+        fsutil.write_json(tmp_path / "m.json", {"a": 1})
+        with fsutil.atomic_path(tmp_path / "p.png") as tmp:
+            tmp.write_bytes(b"x")
+        with fsutil.atomic_dir(tmp_path / "d") as tmp:
+            (tmp / "f").write_text("1")
+        plain = tmp_path / "plain"
+        plain.write_text("as open() makes it")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(plain.stat().st_mode) == file_mode  # what any other tool would give
+    assert stat.S_IMODE((tmp_path / "m.json").stat().st_mode) == file_mode
+    assert stat.S_IMODE((tmp_path / "p.png").stat().st_mode) == file_mode
+    assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == dir_mode

@@ -31,6 +31,19 @@ def _prefix(target: Path) -> str:
     return f".{target.name}.tmp-"
 
 
+def _umask() -> int:
+    # os.umask can only be read by setting it; set it straight back (no threads write files meanwhile)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _normal_mode(path: Path, directory: bool) -> None:
+    """mkstemp/mkdtemp create 0600/0700 (private temporaries); a finished output gets the mode `open` would
+    give it under the user's umask, like any other tool's output (0644/0755 under umask 022)."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
 def remove_stale(target: str | os.PathLike) -> list[Path]:
     """Delete temporary siblings of `target` left by writers that no longer run; return what was removed."""
     target = Path(target)
@@ -58,6 +71,7 @@ def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    _normal_mode(tmp, directory=True)
     old = target.with_name(f"{_prefix(target)}{os.getpid()}-old")
     if target.exists():
         os.replace(target, old)
@@ -79,6 +93,7 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    _normal_mode(tmp, directory=False)
     os.replace(tmp, target)
 
 
