@@ -17,7 +17,10 @@ def main() -> None:
         with atomic_dir(args.out) as tmp:
             names = synthetic.generate(tmp, s["persons"], s["images_per_pair"], s["size"], s["seed"])
     elif p["source"] == "folder":
-        names = data.copy_folder(p["folder"]["path"], args.out)
+        names, skipped = data.copy_folder(p["folder"]["path"], args.out)
+        if skipped:
+            where = p["folder"]["path"]
+            print(f"data: {len(skipped)} files in {where} are not images and were not copied: {skipped[:5]}")
     else:
         j = p["jaffe"]
         names = data.fetch_jaffe(

@@ -1,16 +1,19 @@
 import io
 import os
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 from facearith import data
 from facearith.data import DataError
 
-from .conftest import JAFFE_SHA256
+from .conftest import JAFFE_SHA256, ROOT
 
 
 def _tiff_bytes(mode="L", size=(8, 8)) -> bytes:
@@ -182,11 +185,14 @@ def test_any_two_label_folder_with_its_own_pattern(tmp_path):
         fmt = ["PNG", "JPEG", "BMP", "PNG"][i]
         img.save(src / f"{who}_{mood}_{i}", format=fmt)  # no extension at all
     (src / "README").write_text("about these faces")
-    names = data.copy_folder(src, tmp_path / "raw")
-    assert len(names) == 5
+    (src / "notes.txt").write_text("shot in 2024")
+    Image.new("L", (8, 8)).save(src / "cover.png")  # an image whose name carries no labels
+    names, not_images = data.copy_folder(src, tmp_path / "raw")
+    assert len(names) == 5 and not_images == ["README", "notes.txt"]  # only what Pillow opens is copied
+    assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == sorted(names)
     pattern = r"^(?P<identity>[a-z]+)_(?P<attribute>[a-z]+)_(?P<image_id>\d+)$"
     table, skipped = data.build_table(tmp_path / "raw", pattern)
-    assert skipped == ["README"]
+    assert skipped == ["cover.png"]
     assert sorted(zip(table.identity, table.attribute, strict=True)) == [
         ("alice", "frown"),
         ("alice", "smile"),
@@ -205,10 +211,32 @@ def test_bad_patterns_and_folders_are_named(tmp_path):
     with pytest.raises(DataError, match="is not a folder"):
         data.copy_folder(tmp_path / "nope", tmp_path / "raw")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DataError, match="holds no files"):
+    with pytest.raises(DataError, match="holds no image files Pillow can read"):
+        data.copy_folder(tmp_path / "empty", tmp_path / "raw")
+    (tmp_path / "empty" / "notes.txt").write_text("no faces here")
+    with pytest.raises(DataError, match=r"holds no image files Pillow can read \(1 other files\)"):
         data.copy_folder(tmp_path / "empty", tmp_path / "raw")
     (tmp_path / "raw").mkdir()
     (tmp_path / "raw" / "x.png").write_bytes(b"")
     with pytest.raises(DataError, match="no file in .* matches prepare.pattern"):
         data.build_table(tmp_path / "raw")
     assert not any(p.name.startswith(".raw") for p in tmp_path.iterdir())
+
+
+def test_the_folder_source_stage_names_the_files_it_did_not_copy(tmp_path, cwd):
+    src = tmp_path / "faces"
+    src.mkdir()
+    for who, mood in [("alice", "smile"), ("bob", "frown")]:
+        Image.new("L", (16, 16), 90).save(src / f"{who}_{mood}_1.png")
+    (src / "notes.txt").write_text("not a face")
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["data"]["source"] = "folder"
+    params["data"]["folder"]["path"] = str(src)
+    (cwd / "params.yaml").write_text(yaml.safe_dump(params))
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "stages/data.py")], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "1 files in" in proc.stdout and "are not images and were not copied: ['notes.txt']" in proc.stdout
+    assert "data: 2 images from 'folder'" in proc.stdout
+    assert sorted(p.name for p in (cwd / "data/raw").iterdir()) == ["alice_smile_1.png", "bob_frown_1.png"]

@@ -230,20 +230,36 @@ def select_one_per_pair(table: pd.DataFrame) -> pd.Series:
     return table.index.isin(first)
 
 
-def copy_folder(source: str | os.PathLike, dest: str | os.PathLike) -> list[str]:
-    """Copy the files at the top of `source` into `dest`, all or nothing."""
+def is_image(path: str | os.PathLike) -> bool:
+    """Whether Pillow recognises the file as an image (its header, not its name: files need no extension)."""
+    try:
+        with Image.open(path) as im:
+            im.verify()
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
+        return False
+    return True
+
+
+def copy_folder(source: str | os.PathLike, dest: str | os.PathLike) -> tuple[list[str], list[str]]:
+    """Copy the image files at the top of `source` into `dest`, all or nothing; return (copied, skipped).
+
+    Files Pillow cannot open (a notes.txt, a thumbnail database) are skipped and returned by name, so that the
+    stage reports them instead of counting them as images.
+    """
     from facearith.fsutil import atomic_dir
 
     source = Path(source).expanduser()
     if not source.is_dir():
         raise DataError(f"data.folder.path: {source} is not a folder; point it at a folder of images")
     files = sorted(p for p in source.iterdir() if p.is_file() and not p.name.startswith("."))
-    if not files:
-        raise DataError(f"data.folder.path: {source} holds no files")
+    images = [p for p in files if is_image(p)]
+    skipped = [p.name for p in files if p not in images]
+    if not images:
+        raise DataError(f"data.folder.path: {source} holds no image files Pillow can read ({len(files)} other files)")
     with atomic_dir(dest) as tmp:
-        for p in files:
+        for p in images:
             shutil.copy2(p, tmp / p.name)
-    return [p.name for p in files]
+    return [p.name for p in images], skipped
 
 
 def load_images(paths: list[str]) -> list[np.ndarray]:
