@@ -116,11 +116,26 @@ def main() -> None:
             .rename_axis(label)
             .reset_index()
         )
-        name = f"per_{label}.csv"
-        write_csv(per, plots / name)
+        name = f"per_{label}"
+        write_csv(per, plots / f"{name}.csv")
+        chart = pictures.bar_chart(
+            per[label].tolist(),
+            {"composition": per.composition_top1.tolist(), "transfer": per.transfer_top1.tolist()},
+            f"Composition and transfer top-1 per {label}",
+            "top-1",
+        )
+        pictures.save_figure(chart, plots / f"{name}.png")
     write_csv(
         tran[["attribute", "found_attribute"]].rename(columns={"attribute": "target"}), plots / "transfer_confusion.csv"
     )
+    chart = pictures.confusion_chart(
+        tran.attribute.tolist(),
+        tran.found_attribute.tolist(),
+        "Expression confusion under transfer",
+        "expression of the first result",
+        "target expression",
+    )
+    pictures.save_figure(chart, plots / "transfer_confusion.png")
     pictures.save_png(gallery(table, sel, images, k, ngt, feats), plots / "gallery.png")
 
     print(

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from PIL import Image
 
 from .conftest import ROOT
 
@@ -83,6 +85,24 @@ def test_repro_metrics_diff_and_noop(repo):
     assert "Training loss per epoch" in plots
     values = plots["Training loss per epoch"][0]["content"]["data"]["values"]
     assert [int(v["step"]) for v in values] == [0, 1]  # one point per epoch of the 2-epoch run
+
+
+def test_every_plot_is_viewable_offline(repo):
+    """dvc plots show draws data plots with Vega from the network; each has a PNG twin, which renders offline."""
+    _run(["dvc", "repro"], repo)
+    declared = yaml.safe_load((repo / "dvc.yaml").read_text())["plots"]
+    vega = [next(iter(p)) for p in declared if isinstance(p, dict)]
+    images = [p for p in declared if isinstance(p, str)]
+    assert len(vega) == 4 and all(p.endswith(".png") for p in images)
+    twins = [p for p in images if not p.endswith("gallery.png")]
+    assert len(twins) == len(vega)  # loss curve, per person, per expression, confusion
+    for png in images:
+        with Image.open(repo / png) as im:
+            assert im.format == "PNG" and min(im.size) > 100
+    _run(["dvc", "plots", "show"], repo)
+    html = (repo / "dvc_plots/index.html").read_text()
+    shown = re.findall(r'<img src="([^"]+)"', html)
+    assert len(shown) == len(images) and all((repo / "dvc_plots" / src).is_file() for src in shown)
 
 
 def test_exp_run_with_set_param(repo):

@@ -65,12 +65,13 @@ def _leftovers(root: Path) -> list[str]:
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
 def test_interrupted_training_leaves_nothing_and_resumes_to_the_same_model(tmp_path, sig):
-    over = {"train": {"epochs": 6}}
+    epochs = 40  # enough that the signal lands mid-run on a fast CPU (tiny epochs take tens of ms)
+    over = {"train": {"epochs": epochs}}
     whole = _workdir(tmp_path / "whole", over)
     done = _stage(whole, "train")
     assert done.returncode == 0
-    if not torch.cuda.is_available():
-        assert "train.device is auto and no CUDA device is available; training on the CPU" in done.stdout
+    if not torch.cuda.is_available():  # the CPU is stated once, as information
+        assert "device cpu (train.device auto, no CUDA device)" in done.stdout and "warning" not in done.stdout
     assert not (whole / "checkpoints/train.pt").exists()  # removed once training finished
 
     cut = _workdir(tmp_path / "cut", over)
@@ -86,12 +87,19 @@ def test_interrupted_training_leaves_nothing_and_resumes_to_the_same_model(tmp_p
     a = torch.load(whole / "models/model.pt", weights_only=True)["state_dict"]
     b = torch.load(cut / "models/model.pt", weights_only=True)["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a)
-    la = json.loads((whole / "metrics/train.json").read_text())["loss"]
-    assert la == json.loads((cut / "metrics/train.json").read_text())["loss"]
+    mw = json.loads((whole / "metrics/train.json").read_text())
+    mc = json.loads((cut / "metrics/train.json").read_text())
+    assert mw["loss"] == mc["loss"]
+    # the resumed run reports the whole run: all epochs, of which only the rest ran in this process
+    before = int(resumed.stdout.split("after epoch ")[1].split()[0])
+    assert 2 <= before < epochs and mc["epochs"] == epochs and mc["epochs_this_run"] == epochs - before
+    assert mw["epochs_this_run"] == epochs and mw["seconds"] == pytest.approx(mw["seconds_this_run"], abs=0.1)
+    assert mc["seconds"] > mc["seconds_this_run"] > 0
+    assert f"{epochs} epochs in {mc['seconds']:.1f} s, {before} of them before a resume" in resumed.stdout
 
 
 def test_a_checkpoint_of_other_params_is_not_resumed(tmp_path):
-    root = _workdir(tmp_path, {"train": {"epochs": 6}})
+    root = _workdir(tmp_path, {"train": {"epochs": 40}})
     _interrupt_training(root, signal.SIGINT)
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["train"]["lr"] = 0.002
@@ -105,7 +113,7 @@ def test_dvc_repro_after_an_interrupt_and_two_forced_runs_agree(tmp_path):
     for name in ("dvc.yaml", "stages", "src", ".dvcignore", ".gitignore"):
         src = ROOT / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, root / name)
-    params = _merge(yaml.safe_load((ROOT / "params.yaml").read_text()), _merge(TINY, {"train": {"epochs": 8}}))
+    params = _merge(yaml.safe_load((ROOT / "params.yaml").read_text()), _merge(TINY, {"train": {"epochs": 40}}))
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     for cmd in (
         ["git", "init", "-q"],

@@ -48,3 +48,61 @@ def stack(strips: Sequence[Image.Image]) -> Image.Image:
 def save_png(image: Image.Image, path: str | os.PathLike) -> None:
     with atomic_path(path) as tmp:
         image.save(tmp, format="PNG")
+
+
+# Charts as PNG beside the data DVC renders with Vega: `dvc plots show` loads Vega from the network, so offline
+# only images render there. matplotlib's object API (no pyplot): no global figure state, no display needed.
+def _figure(width: float, height: float):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=100, layout="constrained")
+
+
+def save_figure(fig, path: str | os.PathLike) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+
+
+def line_chart(y: Sequence[float], title: str, xlabel: str, ylabel: str):
+    fig = _figure(6, 3.5)
+    ax = fig.add_subplot()
+    ax.plot(range(len(y)), y, color="tab:blue")
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def bar_chart(labels: Sequence[str], series: dict[str, Sequence[float]], title: str, xlabel: str):
+    """Horizontal bars, one group per label, one bar per series (e.g. composition and transfer top-1)."""
+    fig = _figure(6, 0.6 + 0.35 * len(labels) * max(1, len(series)) ** 0.5)
+    ax = fig.add_subplot()
+    height = 0.8 / max(1, len(series))
+    pos = np.arange(len(labels))
+    for j, (name, values) in enumerate(series.items()):
+        ax.barh(pos + j * height, values, height=height, label=name)
+    ax.set_yticks(pos + height * (len(series) - 1) / 2, labels=list(labels))
+    ax.invert_yaxis()
+    ax.set(title=title, xlabel=xlabel, xlim=(0, 1))
+    ax.legend(loc="lower right", fontsize="small")
+    return fig
+
+
+def confusion_chart(target: Sequence[str], found: Sequence[str], title: str, xlabel: str, ylabel: str):
+    """Counts of (target, found) as a matrix; the diagonal is right."""
+    names = sorted(set(target) | (set(found) - {""}))
+    where = {n: i for i, n in enumerate(names)}
+    counts = np.zeros((len(names), len(names)), dtype=int)
+    for t, f in zip(target, found, strict=True):
+        if f in where:
+            counts[where[t], where[f]] += 1
+    fig = _figure(1.2 + 0.55 * len(names), 1.0 + 0.5 * len(names))
+    ax = fig.add_subplot()
+    image = ax.imshow(counts, cmap="Blues")
+    ax.set_xticks(range(len(names)), labels=names)
+    ax.set_yticks(range(len(names)), labels=names)
+    for (i, j), c in np.ndenumerate(counts):
+        if c:
+            ax.text(j, i, str(c), ha="center", va="center", color="white" if c > counts.max() / 2 else "black")
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    fig.colorbar(image, ax=ax, shrink=0.8)
+    return fig

@@ -22,10 +22,19 @@ from facearith.triplets import BY_ATTRIBUTE, BY_IDENTITY, epoch_batches
 
 @dataclass
 class TrainResult:
+    """The whole run, epochs replayed from a checkpoint included; `*_this_run` for this process alone."""
+
     losses: list[float] = field(default_factory=list)
-    seconds: float = 0.0
+    epoch_seconds: list[float] = field(default_factory=list)  # each epoch's time, in whichever run it ran
+    seconds: float = 0.0  # all epochs plus BatchNorm re-estimation
     images_seen: int = 0  # images through the network (3 per anchor with the seed's triplet batches)
     anchors_seen: int = 0  # training images trained on: each is an anchor once per epoch
+    epochs_resumed: int = 0  # epochs done by an earlier, interrupted run
+    seconds_this_run: float = 0.0
+
+    @property
+    def epochs_this_run(self) -> int:
+        return len(self.losses) - self.epochs_resumed
 
     @property
     def images_per_second(self) -> float:
@@ -216,9 +225,11 @@ def train(
         for epoch, loss in enumerate(result.losses):
             if on_epoch is not None:
                 on_epoch(epoch, loss)
+    result.epochs_resumed = first
     start = time.perf_counter()
     bar = tqdm(range(first, p["epochs"]), desc="train", unit="epoch", disable=not progress)
     for epoch in bar:
+        epoch_start = time.perf_counter()
         plan = epoch_batches(p["sampler"], identities, attributes, rng, p["batch_size"])
         total, count = 0.0, 0
         for order, rows, x in batches(plan, tensors, augment, p["workers"], device):
@@ -240,15 +251,20 @@ def train(
         result.anchors_seen += len(images)
         epoch_loss = total / max(count, 1)
         result.losses.append(epoch_loss)
+        result.epoch_seconds.append(time.perf_counter() - epoch_start)
         bar.set_postfix(loss=f"{epoch_loss:.4f}")
         if on_epoch is not None:
             on_epoch(epoch, epoch_loss)
         if checkpoint:
             _save_checkpoint(checkpoint, fingerprint, epoch + 1, model, optimizer, rng, result)
+            result.epoch_seconds[-1] = time.perf_counter() - epoch_start  # the checkpoint is part of the epoch
+    recalibrate_start = time.perf_counter()
     if p["recalibrate_bn"]:
         recalibrate_batchnorm(model, images, p["image_size"], device)
     model.eval()
-    result.seconds = time.perf_counter() - start
+    end = time.perf_counter()
+    result.seconds = sum(result.epoch_seconds) + (end - recalibrate_start)
+    result.seconds_this_run = end - start
     return result
 
 
@@ -261,6 +277,9 @@ def _save_checkpoint(path, fingerprint, epochs_done, model, optimizer, rng, resu
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "losses": list(result.losses),
+        "epoch_seconds": list(result.epoch_seconds),
+        "images_seen": result.images_seen,
+        "anchors_seen": result.anchors_seen,
         "torch_rng": torch.get_rng_state(),
         "numpy_rng": rng.bit_generator.state,
         "python_rng": random.getstate(),
@@ -286,6 +305,10 @@ def _restore(path, fingerprint, model, optimizer, rng, result) -> int:
     torch.set_rng_state(state["torch_rng"])
     rng.bit_generator.state = state["numpy_rng"]
     random.setstate(state["python_rng"])
-    result.losses = list(state["losses"])  # images_seen stays 0: the speed is this run's own
+    # the earlier run's epochs count in the totals, so that a resumed run reports the whole run
+    result.losses = list(state["losses"])
+    result.epoch_seconds = list(state.get("epoch_seconds", []))
+    result.images_seen = int(state.get("images_seen", 0))
+    result.anchors_seen = int(state.get("anchors_seen", 0))
     print(f"train: resuming from {path} after epoch {state['epochs_done']}")
     return state["epochs_done"]
