@@ -117,3 +117,49 @@ def test_before_the_pipeline_ran(tmp_path):
     proc = facearith(tmp_path, "--person", "KA", "--expression", "HA")
     assert proc.returncode == 1
     assert "the pipeline has not run yet" in proc.stderr and "make repro" in proc.stderr
+
+
+def _copy_pipeline(pipeline: Path, dest: Path) -> Path:
+    shutil.copytree(pipeline, dest, ignore=shutil.ignore_patterns("stages"))
+    return dest
+
+
+def test_after_a_failed_run_it_says_so_and_what_to_rerun(pipeline, tmp_path):
+    # a failed `dvc exp run -S train.epoch=5`: DVC removed the train stage's outputs, the bad key stayed
+    root = _copy_pipeline(pipeline, tmp_path / "failed")
+    (root / "models/model.pt").unlink()
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    proc = facearith(root, "--person", "BC", "--expression", "HA")
+    assert proc.returncode == 1 and "has not run yet" not in proc.stderr
+    assert "the last run in" in proc.stderr and "failed or was interrupted" in proc.stderr
+    assert "models/model.pt is missing" in proc.stderr and "Run `dvc repro` there" in proc.stderr
+    params["train"]["epoch"] = 5
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    proc = facearith(root, "--person", "BC", "--expression", "HA")
+    assert "unknown key 'train.epoch'" in proc.stderr and "`git checkout params.yaml`" in proc.stderr
+
+
+def test_search_settings_come_from_params(pipeline, tmp_path):
+    root = _copy_pipeline(pipeline, tmp_path / "eps")
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["index"]["epsilon"] = "wide"
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    proc = facearith(root, "--person", "BC", "--expression", "HA")
+    assert proc.returncode == 1 and "'index.epsilon' must be a number, got 'wide'" in proc.stderr
+
+
+def test_written_pictures_get_normal_permissions(pipeline, tmp_path):
+    out = tmp_path / "strip.png"
+    proc = subprocess.run(
+        [
+            "sh",
+            "-c",
+            f"umask 022 && {BIN / 'facearith'} query --root {pipeline} --person BC --expression HA --out {out}",
+        ],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert out.stat().st_mode & 0o777 == 0o644

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facearith import arithmetic, data, index
+from facearith import arithmetic, config, data, index
 
 
 class QueryError(RuntimeError):
@@ -30,7 +30,7 @@ class Pipeline:
     _model: tuple | None = field(default=None, repr=False)
 
     @classmethod
-    def open(cls, root: str | os.PathLike = ".", epsilon: float = 0.1) -> Pipeline:
+    def open(cls, root: str | os.PathLike = ".") -> Pipeline:
         root = Path(root)
         needed = {
             "table": root / "data/prepared/table.csv",
@@ -38,12 +38,23 @@ class Pipeline:
             "index": root / "data/index" / index.NGT_DIR,
             "model": root / "models/model.pt",
         }
+        params_path = root / "params.yaml"
         missing = [str(p) for p in needed.values() if not p.exists()]
-        if missing:
+        if len(missing) == len(needed):
             raise QueryError(
                 f"the pipeline has not run yet in {root.resolve()} (missing: {', '.join(missing)}); "
                 "run `make repro` (or `dvc repro`) there first"
             )
+        if missing:
+            # DVC removes a stage's outputs before running it: a run that failed or was stopped leaves some
+            raise QueryError(
+                f"the last run in {root.resolve()} failed or was interrupted: {', '.join(missing)} "
+                f"{'is' if len(missing) == 1 else 'are'} missing. {_params_state(params_path)}"
+            )
+        try:
+            epsilon = config.load(params_path)["index"]["epsilon"]
+        except config.ConfigError as exc:
+            raise QueryError(f"{exc}. {_RESTORE_PARAMS}") from None
         table = data.read_table(needed["table"])
         mask = table["selected"].to_numpy()
         feats = np.load(needed["features"])
@@ -52,7 +63,7 @@ class Pipeline:
         table, feats = table[mask].reset_index(drop=True), feats[mask]
         # the table's paths are relative to the pipeline's folder, which need not be the current one
         table["path"] = [p if os.path.isabs(p) else (root / p).as_posix() for p in table.path]
-        searcher = index.NGTSearcher(root / "data/index", epsilon)
+        searcher = index.NGTSearcher(root / "data/index", epsilon)  # index.epsilon, as evaluate searches
         persons = arithmetic.label_vectors(feats, table.identity.to_numpy())
         expressions = arithmetic.label_vectors(feats, table.attribute.to_numpy())
         return cls(root, table, feats, searcher, persons, expressions, needed["model"])
@@ -106,6 +117,21 @@ class Pipeline:
                 }
             )
         return out
+
+
+_RESTORE_PARAMS = (
+    "If a `dvc exp run -S ...` left it so, `git checkout params.yaml` restores the committed values; "
+    "then run `dvc repro`"
+)
+
+
+def _params_state(params_path: Path) -> str:
+    """What to do about an incomplete pipeline, by the state of its params.yaml."""
+    try:
+        config.load(params_path)
+    except config.ConfigError as exc:
+        return f"Its params are invalid ({exc}). {_RESTORE_PARAMS}."
+    return "Run `dvc repro` there: it reruns what is missing and prints the error of a stage that fails."
 
 
 def compose_query(
