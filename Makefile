@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 # stage commands (`python stages/...`) and dvc resolve to the project's environment
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: venv repro test lint format bench clean
+.PHONY: venv repro test lint format bench compare results docs-check clean
 
 venv: $(VENV)/.installed
 
@@ -27,6 +27,19 @@ format: venv
 
 bench: venv
 	$(PY) benchmarks/run.py
+
+# experiments side by side: the params that differ between runs and the main metrics (not every column)
+compare: venv
+	dvc exp show --no-pager --md --only-changed \
+	  --drop '^(data|models|stages|src)/|(^|:)(baseline_.*|.*\.queries|.*\.top5|ngt\..*|anchors_per_second|images_per_second|loss|seconds_this_run|epochs_this_run|device|epochs)$$'
+
+# the README's results table, from the committed metrics
+results: venv
+	$(PY) -m facearith.report
+
+# every command in the README, in order, in a fresh copy with a fresh .venv (about 10 minutes)
+docs-check: venv
+	$(PY) tools/docs_check.py
 
 clean:
 	rm -rf $(VENV)

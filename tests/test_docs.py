@@ -1,0 +1,56 @@
+"""The README as a newcomer uses it: its commands run, its results table is the committed metrics' own."""
+
+import re
+import subprocess
+import sys
+
+from facearith import report
+
+from .conftest import ROOT
+
+
+def test_every_readme_command_runs_in_order_in_a_fresh_copy():
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tools/docs_check.py"), "--tiny"], capture_output=True, text=True, timeout=900
+    )
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    ran = [line for line in lines if line.startswith("ok ")]
+    skipped = [line for line in lines if line.startswith("skip ")]
+    readme = (ROOT / "README.md").read_text()
+    blocks = "".join(re.findall(r"^```bash\n(.*?)^```", readme, flags=re.M | re.S))
+    # every command line of the README is accounted for; only the test suite itself is skipped (CI runs it)
+    expected = [ln for ln in blocks.splitlines() if ln.strip() and not ln.startswith((" ", "#"))]
+    assert len(ran) + len(skipped) == len(expected)
+    assert [s.split("  (")[0] for s in skipped if "no JAFFE copy" not in s] == ["skip  make test"]
+    assert any("dvc exp run --temp -n mine -S data.source=folder" in line for line in ran)  # the folder example
+    assert lines[-1] == "docs-check: all commands ran"
+
+
+def test_the_quick_start_and_workflow_fit_on_two_screens():
+    readme = (ROOT / "README.md").read_text().splitlines()
+    assert len(readme[: readme.index("## Data")]) <= 85
+
+
+def test_the_readme_results_table_is_generated_from_the_committed_metrics():
+    proc = subprocess.run(
+        [sys.executable, "-m", "facearith.report", "--root", str(ROOT), "--check"], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_results_table_from_known_metrics():
+    ev = {
+        "composition": {"top1": 0.5, "top5": 0.75, "queries": 4},
+        "transfer": {"top1": 0.25, "top5": 1.0, "queries": 8},
+        "baseline_pixels": {"composition": {"top1": 0.125, "top5": 0.5, "queries": 4}},
+        "composition_seed": {"accuracy": 1.0, "queries": 10},
+    }
+    table = report.results_table(ev, {"epochs": 3, "seconds": 1.5, "device": "cpu"}, {"data": {"source": "jaffe"}})
+    lines = table.splitlines()
+    assert lines[0] == "Data `jaffe`, 3 epochs in 1.5 s on cpu."
+    assert lines[4] == "| composition (trained images) | 4 | 0.500 (0.750) | - (-) | 0.125 (0.500) |"
+    assert lines[5] == "| transfer (trained images) | 8 | 0.250 (1.000) | - (-) | - (-) |"
+    assert len(lines) == 8 and lines[-1] == "The seed's protocol (10 random pairs): 1.000."  # no held-out rows
+    readme = "intro\n<!-- results:begin -->\nold\n<!-- results:end -->\nrest\n"
+    assert report.render(readme, "NEW") == "intro\n<!-- results:begin -->\nNEW\n<!-- results:end -->\nrest\n"
