@@ -15,12 +15,13 @@ import json
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from run import SEED_AUGMENT, machine, make_images  # noqa: E402
+from run import machine, make_images, seed_recipe  # noqa: E402
 
 
 def main() -> None:
@@ -49,19 +50,10 @@ def main() -> None:
         images = data.load_images(selected.path.tolist())
         phases["data_s"] = time.perf_counter() - t
 
-        params = {
-            **config.DEFAULTS["train"],
-            "image_size": args.size,
-            "augment": SEED_AUGMENT,
-            "lr": 1e-4,
-            "margin": 1.0,
-            "ce_weight": 0.0,
-            "recalibrate_bn": False,
-            "epochs": args.epochs,
-            "workers": args.workers,
-        }
+        committed = config.load(HERE.parent / "params.yaml")
+        params = seed_recipe(committed.train, args.size, args.epochs, margin=1.0, ce_weight=0.0, workers=args.workers)
         train.seed_everything(0)
-        net = model.build({**config.DEFAULTS["model"], "embedding": "seed"}, 70)
+        net = model.build(replace(committed.model, embedding="seed"), 70)
         t = time.perf_counter()
         result = train.train(
             net, images, selected.person.to_numpy(), selected.expression.to_numpy(), params, device, progress=False
@@ -74,14 +66,14 @@ def main() -> None:
 
         t = time.perf_counter()
         all_images = data.load_images(table.path.tolist())
-        batch_size = config.DEFAULTS["features"]["batch_size"]
+        batch_size = committed.features.batch_size
         feats = features.extract(net, all_images, args.size, batch_size=batch_size, device=device)
         phases["extract_s"] = time.perf_counter() - t
         report["extract_images_per_second"] = len(feats) / phases["extract_s"]
 
         t = time.perf_counter()
-        ip = config.DEFAULTS["index"]
-        index.build(feats, Path(tmp) / "index", ip["edge_size_for_creation"], ip["edge_size_for_search"])
+        ip = committed.index
+        index.build(feats, Path(tmp) / "index", ip.edge_size_for_creation, ip.edge_size_for_search)
         phases["index_s"] = time.perf_counter() - t
 
         if args.seed_epochs:

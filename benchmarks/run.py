@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,18 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 # the seed's training recipe, as the project's params (README: "the seed's recipe")
-SEED_AUGMENT = {"crop_scale": [0.75, 1.0], "jitter": [0.3, 0.5, 0.5, 0.0], "hflip": True, "degrees": 0.5, "shear": 0.5}
+SEED_AUGMENT = {"crop_scale": (0.75, 1.0), "jitter": (0.3, 0.5, 0.5, 0.0), "hflip": True, "degrees": 0.5, "shear": 0.5}
+
+
+def seed_recipe(train_params, size: int, epochs: int, **over):
+    """The seed's training recipe on top of the committed params: its augmentations, Adam at 1e-4, no BatchNorm
+    re-estimation; `over` sets anything else."""
+    from facearith import config
+
+    augment = config.AugmentParams(**SEED_AUGMENT)
+    return replace(train_params, image_size=size, augment=augment, lr=1e-4, epochs=epochs, recalibrate_bn=False, **over)
+
+
 TARGETS = {"train_128": 2.0, "train_256": 3.0, "extract": 3.0, "search_100000": 10.0, "recall_at_10": 0.95}
 
 
@@ -78,22 +90,15 @@ def part_train(args: argparse.Namespace) -> dict:
     from facearith import config, data, model, train
 
     device = torch.device(args.device)
-    params = {
-        **config.DEFAULTS["train"],
-        "image_size": args.size,
-        "augment": SEED_AUGMENT,
-        "lr": 1e-4,
-        "epochs": args.epochs,
-        "sampler": args.sampler,
-        "workers": args.workers,
-        "forward_chunk": args.chunk,
-        "recalibrate_bn": False,
-    }
+    committed = config.load(HERE.parent / "params.yaml")
+    params = seed_recipe(
+        committed.train, args.size, args.epochs, sampler=args.sampler, workers=args.workers, forward_chunk=args.chunk
+    )
     train.seed_everything(0)
     start = time.perf_counter()
     images = data.load_images(table.path.tolist())  # decoded once, before training
     decode = time.perf_counter() - start
-    net = model.build(config.DEFAULTS["model"], 70, table.person.nunique(), table.expression.nunique())
+    net = model.build(committed.model, 70, table.person.nunique(), table.expression.nunique())
     marks: list[tuple[float, int]] = []
 
     def mark(epoch: int, loss: float) -> None:
@@ -139,8 +144,9 @@ def part_extract(args: argparse.Namespace) -> dict:
         return timed_passes(lambda: seed_way.extract(net, paths, args.size), args.passes)
     from facearith import config, data, features, model
 
-    net = model.build(config.DEFAULTS["model"], 70, 10, 7)
-    batch_size = config.DEFAULTS["features"]["batch_size"]
+    committed = config.load(HERE.parent / "params.yaml")
+    net = model.build(committed.model, 70, 10, 7)
+    batch_size = committed.features.batch_size
     return timed_passes(
         lambda: features.extract(net, data.load_images(paths), args.size, batch_size=batch_size), args.passes
     )
@@ -162,7 +168,7 @@ def part_search(args: argparse.Namespace) -> dict:
     scores = queries @ data.T
     np.argpartition(-scores, k, axis=1)
     batched_s = time.perf_counter() - start
-    ip = config.DEFAULTS["index"]
+    ip = config.load(HERE.parent / "params.yaml").index
     out = {
         "n": args.n,
         "dim": data.shape[1],
@@ -173,7 +179,7 @@ def part_search(args: argparse.Namespace) -> dict:
     }
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        index.build(data, Path(tmp) / "index", ip["edge_size_for_creation"], ip["edge_size_for_search"])
+        index.build(data, Path(tmp) / "index", ip.edge_size_for_creation, ip.edge_size_for_search)
         out["ngt_build_seconds"] = time.perf_counter() - start
         searcher = index.NGTSearcher(Path(tmp) / "index")
         for epsilon in (0.0, 0.05, 0.1, 0.2):
@@ -184,8 +190,8 @@ def part_search(args: argparse.Namespace) -> dict:
             recall = float(np.mean([len(set(a) & set(b)) / k for a, b in zip(ids, truth, strict=True)]))
             out["ngt"].append(
                 {
-                    "edge_size_for_creation": ip["edge_size_for_creation"],
-                    "edge_size_for_search": ip["edge_size_for_search"],
+                    "edge_size_for_creation": ip.edge_size_for_creation,
+                    "edge_size_for_search": ip.edge_size_for_search,
                     "epsilon": epsilon,
                     "queries_per_second": n_queries / seconds,
                     "recall_at_10": recall,

@@ -1,22 +1,13 @@
-"""Stage prepare: the labelled table of data/raw, with the images chosen for training and the index."""
+"""Stage prepare: the labelled table of the raw images, with the images chosen for training and the index."""
 
-import argparse
-
-from facearith import cli, config, data
+from facearith import config, data, runner
 from facearith.fsutil import atomic_path
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--raw", default="data/raw")
-    ap.add_argument("--out", default="data/prepared/table.csv")
-    args = ap.parse_args()
-    p = config.load(args.params)["prepare"]
-    table, skipped = data.build_table(args.raw, p["pattern"])
+def main(args) -> None:
+    table, skipped = data.prepare_table(args.raw, config.load(args.params).prepare)
     if skipped:
         print(f"prepare: {len(skipped)} files do not match prepare.pattern and were left out, e.g. {skipped[:5]}")
-    table["selected"] = data.select_one_per_pair(table) if p["one_per_pair"] else True
     with atomic_path(args.out) as tmp:
         table.to_csv(tmp, index=False)
     n_sel = int(table["selected"].sum())
@@ -27,4 +18,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    cli.run(main, "prepare")
+    runner.stage("prepare", main, __doc__, "params", "raw", "out")

@@ -65,3 +65,20 @@ def cwd(tmp_path):
         yield tmp_path
     finally:
         os.chdir(old)
+
+
+def stage_cmd(name: str, dvc_yaml: Path = ROOT / "dvc.yaml") -> list[str]:
+    """A stage's command as dvc.yaml declares it (its vars resolved), with this interpreter as `python` and the
+    script's absolute path, so that it runs from any folder holding a params.yaml."""
+    import re
+    import shlex
+    import sys
+
+    import yaml
+
+    spec = yaml.safe_load(dvc_yaml.read_text())
+    paths = {k: v for entry in spec.get("vars", []) for k, v in entry.get("paths", {}).items()}
+    cmd = re.sub(r"\$\{paths\.(\w+)\}", lambda m: paths[m[1]], spec["stages"][name]["cmd"])
+    argv = shlex.split(cmd)
+    assert argv[0] == "python" and argv[1].startswith("stages/"), cmd
+    return [sys.executable, str(ROOT / argv[1]), *argv[2:]]

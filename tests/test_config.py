@@ -1,3 +1,6 @@
+import copy
+import dataclasses
+
 import pytest
 import yaml
 
@@ -6,52 +9,65 @@ from facearith.config import ConfigError
 
 from .conftest import ROOT
 
-
-def test_committed_params_are_valid_and_complete():
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params = config.validate(raw)
-    assert params == config.validate(params)
-
-    # every default key is spelled out in params.yaml, so `dvc exp show` lists them all
-    def keys(d, prefix=""):
-        out = set()
-        for k, v in d.items():
-            out.add(prefix + k)
-            if isinstance(v, dict):
-                out |= keys(v, prefix + k + ".")
-        return out
-
-    assert keys(raw) == keys(config.DEFAULTS)
+COMMITTED = yaml.safe_load((ROOT / "params.yaml").read_text())
 
 
-def test_defaults_fill_missing_keys():
-    params = config.validate({"train": {"epochs": 3}})
-    assert params["train"]["epochs"] == 3
-    assert params["train"]["lr"] == config.DEFAULTS["train"]["lr"]
+def _with(path: str, value):
+    raw = copy.deepcopy(COMMITTED)
+    *head, last = path.split(".")
+    node = raw
+    for key in head:
+        node = node[key]
+    if value is _DELETE:
+        del node[last]
+    else:
+        node[last] = value
+    return raw
+
+
+_DELETE = object()
+
+
+def test_committed_params_are_valid_and_typed():
+    params = config.validate(COMMITTED)
+    assert params.train.epochs == COMMITTED["train"]["epochs"]
+    assert params.train.augment.crop_scale == tuple(COMMITTED["train"]["augment"]["crop_scale"])
+    assert dataclasses.is_dataclass(params.model) and params.model.embedding == COMMITTED["model"]["embedding"]
+    assert config.as_dict(params) == COMMITTED  # every key, no more, values as written
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        params.train.epochs = 3
+
+
+def test_nothing_is_filled_in():
+    for path in ("train.lr", "train.augment.hflip", "index", "data.jaffe.sha256"):
+        with pytest.raises(ConfigError, match=rf"'{path}' is missing from .*; every key must be set"):
+            config.validate(_with(path, _DELETE))
 
 
 @pytest.mark.parametrize(
-    ("raw", "message"),
+    ("path", "value", "message"),
     [
-        ({"train": {"epoch": 3}}, "unknown key 'train.epoch'"),
-        ({"trian": {}}, "unknown key 'trian'"),
-        ({"train": {"epochs": -1}}, "'train.epochs' is -1; it must be 0 or more"),
-        ({"train": {"epochs": "ten"}}, "'train.epochs' must be an integer"),
-        ({"train": {"lr": True}}, "'train.lr' must be a number"),
-        ({"train": {"image_size": 16}}, "'train.image_size' is 16"),
-        ({"data": {"source": "imagenet"}}, "'data.source' is 'imagenet'; allowed: synthetic, jaffe"),
-        ({"model": {"arch": "resnet50"}}, "'model.arch' is 'resnet50'"),
-        ({"train": {"device": "tpu"}}, "'train.device' is 'tpu'"),
-        ({"train": {"sampler": "pairs"}}, "'train.sampler' is 'pairs'; allowed: blocks, triplets"),
-        ({"train": {"weight_decay": -0.1}}, "'train.weight_decay' must be 0 or more"),
-        ({"train": {"augment": {"crop_scale": [0.9, 0.5]}}}, "'train.augment.crop_scale'"),
-        ({"train": {"augment": {"jitter": [0.1]}}}, "'train.augment.jitter' must be a list of 4 numbers"),
-        ({"data": "jaffe"}, "'data' must be a mapping"),
+        ("train.epoch", 3, "unknown key 'train.epoch'"),
+        ("trian", {}, "unknown key 'trian'"),
+        ("train.epochs", -1, "'train.epochs' is -1; it must be 0 or more"),
+        ("train.epochs", "ten", "'train.epochs' must be an integer"),
+        ("train.lr", True, "'train.lr' must be a number"),
+        ("train.lr", 0, "'train.lr' must be greater than 0"),
+        ("train.image_size", 16, "'train.image_size' is 16"),
+        ("data.source", "imagenet", "'data.source' is 'imagenet'; allowed: synthetic, jaffe"),
+        ("model.arch", "resnet50", "'model.arch' is 'resnet50'"),
+        ("train.device", "tpu", "'train.device' is 'tpu'"),
+        ("train.sampler", "pairs", "'train.sampler' is 'pairs'; allowed: blocks, triplets"),
+        ("train.weight_decay", -0.1, "'train.weight_decay' is -0.1; it must be 0 or more"),
+        ("train.augment.crop_scale", [0.9, 0.5], "'train.augment.crop_scale'"),
+        ("train.augment.jitter", [0.1], "'train.augment.jitter' must be a list of 4 numbers"),
+        ("heldout_pairs.folds", 1, "'heldout_pairs.folds' is 1"),
+        ("data", "jaffe", "'data' must be a mapping"),
     ],
 )
-def test_bad_params_name_the_key(raw, message):
+def test_bad_params_name_the_key(path, value, message):
     with pytest.raises(ConfigError) as err:
-        config.validate(raw)
+        config.validate(_with(path, value))
     assert message in str(err.value)
 
 

@@ -1,7 +1,6 @@
 import io
 import os
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from PIL import Image
 from facearith import data
 from facearith.data import DataError
 
-from .conftest import JAFFE_SHA256, ROOT
+from .conftest import JAFFE_SHA256, ROOT, stage_cmd
 
 
 def _tiff_bytes(mode="L", size=(8, 8)) -> bytes:
@@ -233,9 +232,7 @@ def test_the_folder_source_stage_names_the_files_it_did_not_copy(tmp_path, cwd):
     params["data"]["source"] = "folder"
     params["data"]["folder"]["path"] = str(src)
     (cwd / "params.yaml").write_text(yaml.safe_dump(params))
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "stages/data.py")], cwd=cwd, capture_output=True, text=True, timeout=120
-    )
+    proc = subprocess.run(stage_cmd("data"), cwd=cwd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "1 files in" in proc.stdout and "are not images and were not copied: ['notes.txt']" in proc.stdout
     assert "data: 2 images from 'folder'" in proc.stdout

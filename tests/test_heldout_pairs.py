@@ -1,17 +1,14 @@
 import json
-import shutil
 import subprocess
-import sys
 from collections import Counter
 
 import yaml
 
-from .conftest import ROOT
+from facearith.heldout import fold_of_pairs
+
+from .conftest import ROOT, stage_cmd
 from .test_pipeline import TINY, _merge
 from .test_robustness import ENV
-
-sys.path.insert(0, str(ROOT / "stages"))
-from heldout_pairs import fold_of_pairs  # noqa: E402
 
 
 def test_every_pair_is_held_out_exactly_once():
@@ -23,13 +20,10 @@ def test_every_pair_is_held_out_exactly_once():
 
 
 def test_stage_reports_zero_shot_composition(tmp_path):
-    shutil.copytree(ROOT / "stages", tmp_path / "stages")
     params = _merge(yaml.safe_load((ROOT / "params.yaml").read_text()), _merge(TINY, {"heldout_pairs": {"folds": 3}}))
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     for stage in ("data", "prepare", "heldout_pairs"):
-        proc = subprocess.run(
-            [sys.executable, f"stages/{stage}.py"], cwd=tmp_path, env=ENV, capture_output=True, text=True
-        )
+        proc = subprocess.run(stage_cmd(stage), cwd=tmp_path, env=ENV, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
     out = json.loads((tmp_path / "metrics/heldout_pairs.json").read_text())["heldout_pairs"]
     assert out["folds"] == 3

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -5,7 +7,10 @@ import torch
 from facearith import config, features, model, synthetic, train
 from facearith.data import build_table, load_images
 
-MODEL = {**config.DEFAULTS["model"], "dim": 8}
+from .conftest import ROOT
+
+COMMITTED = config.load(ROOT / "params.yaml")
+MODEL = replace(COMMITTED.model, dim=8)
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +34,7 @@ def test_pool_and_normalize():
 def test_features_are_unit_nonnegative_and_in_order(tiny_set, embedding):
     table, images = tiny_set
     torch.manual_seed(0)
-    net = model.build({**MODEL, "embedding": embedding}, 21, 3, 7)
+    net = model.build(replace(MODEL, embedding=embedding), 21, 3, 7)
     train.recalibrate_batchnorm(net, images, 32, torch.device("cpu"))
     f = features.extract(net, images, 32, batch_size=5)
     assert f.shape == (21, 16 if embedding == "split" else 1280) and f.dtype == np.float32
@@ -64,11 +69,11 @@ def test_pretrained_offline_names_the_file_to_provide(tmp_path, monkeypatch):
     # nothing outside this machine answers; point the download at a closed local port to be sure
     monkeypatch.setattr("torch.hub.download_url_to_file", _refuse)
     with pytest.raises(model.ModelError) as err:
-        model.build({**MODEL, "pretrained": True}, 21, 3, 7)
+        model.build(replace(MODEL, pretrained=True), 21, 3, 7)
     msg = str(err.value)
     assert "mobilenet_v2-b0353104.pth" in msg and str(tmp_path / "hub") in msg and "model.weights" in msg
     with pytest.raises(model.ModelError, match="missing.pth does not exist"):
-        model.build({**MODEL, "pretrained": True, "weights": str(tmp_path / "missing.pth")}, 21, 3, 7)
+        model.build(replace(MODEL, pretrained=True, weights=str(tmp_path / "missing.pth")), 21, 3, 7)
 
 
 def _refuse(url, dst, progress=False):
@@ -84,7 +89,7 @@ def test_pretrained_loads_a_provided_weights_file(tmp_path):
     reference = mobilenet_v2()
     path = tmp_path / "mobilenet_v2-b0353104.pth"
     torch.save(reference.state_dict(), path)
-    net = model.build({**MODEL, "pretrained": True, "weights": str(path)}, 21, 3, 7)
+    net = model.build(replace(MODEL, pretrained=True, weights=str(path)), 21, 3, 7)
     assert torch.equal(net.net._features[0][0].weight, reference.features[0][0].weight)
 
 
@@ -97,14 +102,7 @@ def test_cuda_requested_without_cuda():
 
 
 def _train_once(images, table, epochs=3, sampler="blocks"):
-    params = {
-        **config.DEFAULTS["train"],
-        "epochs": epochs,
-        "image_size": 32,
-        "batch_size": 8,
-        "threads": 1,
-        "sampler": sampler,
-    }
+    params = replace(COMMITTED.train, epochs=epochs, image_size=32, batch_size=8, threads=1, sampler=sampler)
     train.seed_everything(0, 1)
     net = model.build(MODEL, 21, 3, 7)
     result = train.train(
@@ -136,7 +134,7 @@ def test_weight_decay_shrinks_the_weights(tiny_set):
     table, images = tiny_set
 
     def head_norm(weight_decay: float) -> float:
-        params = {**config.DEFAULTS["train"], "epochs": 3, "image_size": 32, "weight_decay": weight_decay}
+        params = replace(COMMITTED.train, epochs=3, image_size=32, weight_decay=weight_decay)
         train.seed_everything(0, 1)
         net = model.build(MODEL, 21, 3, 7)
         ids, attrs = table.identity.to_numpy(), table.attribute.to_numpy()
@@ -148,8 +146,8 @@ def test_weight_decay_shrinks_the_weights(tiny_set):
 
 def test_seed_embedding_trains_with_triplets_alone(tiny_set):
     table, images = tiny_set
-    params = {**config.DEFAULTS["train"], "epochs": 1, "image_size": 32, "ce_weight": 0.0}
-    net = model.build({**MODEL, "embedding": "seed"}, 21, 3, 7)
+    params = replace(COMMITTED.train, epochs=1, image_size=32, ce_weight=0.0)
+    net = model.build(replace(MODEL, embedding="seed"), 21, 3, 7)
     result = train.train(
         net, images, table.identity.to_numpy(), table.attribute.to_numpy(), params, torch.device("cpu"), progress=False
     )
@@ -160,7 +158,7 @@ def test_seed_embedding_trains_with_triplets_alone(tiny_set):
             images,
             table.identity.to_numpy(),
             table.attribute.to_numpy(),
-            {**params, "ce_weight": 1.0},
+            replace(params, ce_weight=1.0),
             torch.device("cpu"),
             progress=False,
         )

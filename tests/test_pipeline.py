@@ -12,7 +12,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from .conftest import ROOT
+from .conftest import ROOT, stage_cmd
 
 TINY = {
     "data": {"synthetic": {"persons": 3, "images_per_pair": 2, "size": 48}},
@@ -117,13 +117,13 @@ def test_stage_errors_are_one_clear_line(repo):
     params["train"]["epochs"] = -3
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    proc = subprocess.run([sys.executable, "stages/train.py"], cwd=repo, env=env, capture_output=True, text=True)
+    proc = subprocess.run(stage_cmd("train"), cwd=repo, env=env, capture_output=True, text=True)
     assert proc.returncode == 1
     assert proc.stderr.strip() == "train: error: params: 'train.epochs' is -3; it must be 0 or more"
 
     params["train"]["epochs"] = 1
     params["data"]["source"] = "jaffe"
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    proc = subprocess.run([sys.executable, "stages/data.py"], cwd=repo, env=env, capture_output=True, text=True)
+    proc = subprocess.run(stage_cmd("data"), cwd=repo, env=env, capture_output=True, text=True)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "request access" in proc.stderr and not (repo / "data/raw").exists()

@@ -13,23 +13,23 @@ import pytest
 import torch
 import yaml
 
-from .conftest import ROOT
+from .conftest import ROOT, stage_cmd
 from .test_pipeline import TINY, _merge, _run
 
 ENV = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
 
 
 def _workdir(root: Path, over: dict) -> Path:
-    shutil.copytree(ROOT / "stages", root / "stages")
+    root.mkdir(parents=True, exist_ok=True)
     params = _merge(yaml.safe_load((ROOT / "params.yaml").read_text()), _merge(TINY, over))
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     for stage in ("data", "prepare"):
-        subprocess.run([sys.executable, f"stages/{stage}.py"], cwd=root, env=ENV, check=True, capture_output=True)
+        subprocess.run(stage_cmd(stage), cwd=root, env=ENV, check=True, capture_output=True)
     return root
 
 
 def _stage(root: Path, name: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, f"stages/{name}.py"], cwd=root, env=ENV, capture_output=True, text=True)
+    return subprocess.run(stage_cmd(name), cwd=root, env=ENV, capture_output=True, text=True)
 
 
 def _epochs_done(path: Path) -> int:
@@ -41,7 +41,7 @@ def _epochs_done(path: Path) -> int:
 
 def _interrupt_training(root: Path, sig: int) -> subprocess.Popen:
     proc = subprocess.Popen(
-        [sys.executable, "stages/train.py"],
+        stage_cmd("train"),
         cwd=root,
         env=ENV,
         stdout=subprocess.PIPE,
@@ -189,7 +189,6 @@ def test_killed_indexing_leaves_no_index_and_the_rerun_cleans_up(tmp_path):
     import pandas as pd
 
     root = tmp_path
-    shutil.copytree(ROOT / "stages", root / "stages")
     shutil.copy(ROOT / "params.yaml", root / "params.yaml")
     n = 150_000  # large enough that NGT takes seconds to build
     (root / "data/prepared").mkdir(parents=True)
@@ -198,9 +197,7 @@ def test_killed_indexing_leaves_no_index_and_the_rerun_cleans_up(tmp_path):
     ).to_csv(root / "data/prepared/table.csv", index=False)
     rng = np.random.default_rng(0)
     np.save(root / "data/features.npy", rng.random((n, 64), dtype=np.float32))
-    proc = subprocess.Popen(
-        [sys.executable, "stages/index.py"], cwd=root, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
+    proc = subprocess.Popen(stage_cmd("index"), cwd=root, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while not any(p.name.startswith(".index.tmp-") for p in (root / "data").iterdir()):
         assert proc.poll() is None and time.monotonic() < deadline

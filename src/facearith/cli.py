@@ -1,30 +1,11 @@
-"""Shared entry-point plumbing: known failures end in one clear line and a non-zero exit, not a traceback."""
+"""The `facearith` console command: ask a trained pipeline."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
-from collections.abc import Callable
 
-from facearith.config import ConfigError
-from facearith.data import DataError
-from facearith.index import IndexMissingError
-from facearith.model import ModelError
-from facearith.query import QueryError
-
-KNOWN_ERRORS = (ConfigError, DataError, ModelError, IndexMissingError, QueryError, ValueError, FileNotFoundError)
-
-
-def run(main: Callable[[], None], name: str) -> None:
-    try:
-        main()
-    except KNOWN_ERRORS as exc:
-        print(f"{name}: error: {exc}", file=sys.stderr)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        print(f"{name}: interrupted; no output was written", file=sys.stderr)
-        sys.exit(130)
+from facearith.runner import guard
 
 
 def _table(results: list[dict]) -> str:
@@ -73,4 +54,4 @@ def main(argv: list[str] | None = None) -> None:
         ap.error("-k must be at least 1")
     if args.image and (args.person or args.expression):
         ap.error("use either --person/--expression or --image/--plus")
-    run(lambda: _query(args), "facearith")
+    guard("facearith", lambda: _query(args))

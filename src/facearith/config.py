@@ -1,168 +1,227 @@
-"""params.yaml: load and validate, so that a typo fails at the start of a stage in one clear line."""
+"""params.yaml as typed settings: one frozen dataclass per group, every key required, nothing filled in.
+
+params.yaml is the one place values live; this module only checks them. An unknown key, a missing key, a
+wrong type or an impossible value stops a stage at its start with one line naming the key. Library functions
+take these settings (e.g. `TrainParams`), not raw dicts.
+"""
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import os
+import typing
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from facearith.data import DEFAULT_PATTERN
-from facearith.triplets import SAMPLERS
+from facearith.errors import ConfigError
+
+SAMPLERS = ("blocks", "triplets")
 
 
-class ConfigError(ValueError):
-    """A parameter is unknown, of the wrong type or out of range."""
+def _choices(*allowed: str) -> Any:
+    return field(metadata={"choices": allowed})
 
 
-# The full parameter tree with its defaults; a value's type is the type a user must give.
-DEFAULTS: dict[str, Any] = {
-    "data": {
-        "source": "synthetic",
-        "synthetic": {"persons": 10, "images_per_pair": 3, "size": 128, "seed": 0},
-        "jaffe": {"url": "", "token_env": "JAFFE_TOKEN", "archive": "", "sha256": ""},
-        "folder": {"path": ""},
-    },
-    "prepare": {
-        "one_per_pair": True,
-        "pattern": DEFAULT_PATTERN,
-    },
-    "model": {
-        "arch": "mobilenet_v2",
-        "pretrained": False,
-        "weights": "",
-        "embedding": "split",
-        "dim": 64,
-        "pooling": "median",
-    },
-    "train": {
-        "device": "auto",
-        "seed": 0,
-        "threads": 0,
-        "workers": 0,
-        "amp": True,
-        "epochs": 80,
-        "sampler": "blocks",
-        "batch_size": 16,
-        "forward_chunk": 0,
-        "lr": 0.001,
-        "weight_decay": 0.0,
-        "margin": 1.0,
-        "ce_weight": 1.0,
-        "ce_scale": 16.0,
-        "recalibrate_bn": True,
-        "image_size": 64,
-        "augment": {
-            "crop_scale": [1.0, 1.0],
-            "jitter": [0.0, 0.0, 0.0, 0.0],
-            "hflip": False,
-            "degrees": 0.0,
-            "shear": 0.0,
-        },
-    },
-    "features": {"batch_size": 16},
-    "checkpoint": {"path": "checkpoints/train.pt", "resume": True},
-    "index": {"edge_size_for_creation": 10, "edge_size_for_search": 40, "epsilon": 0.1},
-    "evaluate": {"k": 5, "seed_queries": 100, "seed": 0},
-    "heldout_pairs": {"folds": 0, "seed": 0},
-}
-
-CHOICES: dict[str, tuple[str, ...]] = {
-    "data.source": ("synthetic", "jaffe", "folder"),
-    "model.arch": ("mobilenet_v2",),
-    "model.embedding": ("seed", "split"),
-    "model.pooling": ("median", "mean", "max"),
-    "train.device": ("auto", "cpu", "cuda"),
-    "train.sampler": SAMPLERS,
-}
-
-# (lowest allowed, why) for numbers that must be at least something.
-MINIMUM: dict[str, tuple[float, str]] = {
-    "data.synthetic.persons": (2, "at least 2 persons"),
-    "data.synthetic.images_per_pair": (1, "at least 1 image per pair"),
-    "data.synthetic.size": (32, "at least 32 px"),
-    "model.dim": (2, "at least 2"),
-    "train.epochs": (0, "0 or more"),
-    "train.batch_size": (1, "at least 1"),
-    "train.forward_chunk": (0, "0 (one pass per batch) or more"),
-    "train.threads": (0, "0 (all cores) or more"),
-    "train.workers": (0, "0 (augment in the training process) or more"),
-    "train.image_size": (32, "at least 32 px: MobileNetV2 downsamples 32x"),
-    "features.batch_size": (1, "at least 1"),
-    "index.edge_size_for_creation": (1, "at least 1"),
-    "index.edge_size_for_search": (1, "at least 1"),
-    "evaluate.k": (1, "at least 1"),
-    "evaluate.seed_queries": (1, "at least 1"),
-    "heldout_pairs.folds": (0, "0 (off) or more; 2 or more to hold pairs out"),
-}
+def _min(low: float, why: str) -> Any:
+    return field(metadata={"min": (low, why)})
 
 
-def _type_name(value: Any) -> str:
-    return {bool: "true/false", int: "an integer", float: "a number", str: "a string", list: "a list"}[type(value)]
+@dataclass(frozen=True)
+class SyntheticParams:
+    persons: int = _min(2, "at least 2 persons")
+    images_per_pair: int = _min(1, "at least 1 image per pair")
+    size: int = _min(32, "at least 32 px")
+    seed: int = field()
 
 
-def _check(value: Any, default: Any, key: str) -> Any:
-    if isinstance(default, dict):
-        if not isinstance(value, dict):
-            raise ConfigError(f"params: '{key}' must be a mapping with keys {sorted(default)}")
-        unknown = sorted(set(value) - set(default))
-        if unknown:
-            where = f"'{key}'" if key else "the top level"
-            raise ConfigError(f"params: unknown key '{_join(key, unknown[0])}' in {where}; allowed: {sorted(default)}")
-        return {k: _check(value[k], d, _join(key, k)) if k in value else copy.deepcopy(d) for k, d in default.items()}
-    if isinstance(default, bool):
-        ok = isinstance(value, bool)
-    elif isinstance(default, int):
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif isinstance(default, float):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        value = float(value) if ok else value
-    elif isinstance(default, str):
-        ok = isinstance(value, str)
-        value = value if value is not None else ""
-    elif isinstance(default, list):
-        ok = (
-            isinstance(value, list)
-            and len(value) == len(default)
-            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-        )
-        if not ok:
-            raise ConfigError(f"params: '{key}' must be a list of {len(default)} numbers, got {value!r}")
-    else:  # pragma: no cover - the tree holds only the types above
-        raise TypeError(key)
+@dataclass(frozen=True)
+class JaffeParams:
+    url: str
+    token_env: str
+    archive: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class FolderParams:
+    path: str
+
+
+@dataclass(frozen=True)
+class DataParams:
+    source: str = _choices("synthetic", "jaffe", "folder")
+    synthetic: SyntheticParams = field()
+    jaffe: JaffeParams = field()
+    folder: FolderParams = field()
+
+
+@dataclass(frozen=True)
+class PrepareParams:
+    one_per_pair: bool
+    pattern: str
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    arch: str = _choices("mobilenet_v2")
+    pretrained: bool = field()
+    weights: str = field()
+    embedding: str = _choices("seed", "split")
+    dim: int = _min(2, "at least 2")
+    pooling: str = _choices("median", "mean", "max")
+
+
+@dataclass(frozen=True)
+class AugmentParams:
+    crop_scale: tuple[float, float]
+    jitter: tuple[float, float, float, float]
+    hflip: bool
+    degrees: float
+    shear: float
+
+    def __post_init__(self) -> None:
+        lo, hi = self.crop_scale
+        if not 0 < lo <= hi <= 1:
+            raise ConfigError(f"params: 'train.augment.crop_scale' is {[lo, hi]}; need 0 < low <= high <= 1")
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    device: str = _choices("auto", "cpu", "cuda")
+    seed: int = field()
+    threads: int = _min(0, "0 (all cores) or more")
+    workers: int = _min(0, "0 (augment in the training process) or more")
+    amp: bool = field()
+    epochs: int = _min(0, "0 or more")
+    sampler: str = _choices(*SAMPLERS)
+    batch_size: int = _min(1, "at least 1")
+    forward_chunk: int = _min(0, "0 (one pass per batch) or more")
+    lr: float = field()
+    weight_decay: float = _min(0, "0 or more")
+    margin: float = _min(0, "0 or more")
+    ce_weight: float = field()
+    ce_scale: float = field()
+    recalibrate_bn: bool = field()
+    image_size: int = _min(32, "at least 32 px: MobileNetV2 downsamples 32x")
+    augment: AugmentParams = field()
+
+    def __post_init__(self) -> None:
+        if self.lr <= 0:
+            raise ConfigError("params: 'train.lr' must be greater than 0")
+
+
+@dataclass(frozen=True)
+class FeaturesParams:
+    batch_size: int = _min(1, "at least 1")
+
+
+@dataclass(frozen=True)
+class HeldoutPairsParams:
+    folds: int = _min(0, "0 (off) or more; 2 or more to hold pairs out")
+    seed: int = field()
+
+    def __post_init__(self) -> None:
+        if self.folds == 1:
+            raise ConfigError(
+                "params: 'heldout_pairs.folds' is 1; use 0 (off) or 2 or more (1 would hold out every pair)"
+            )
+
+
+@dataclass(frozen=True)
+class CheckpointParams:
+    path: str
+    resume: bool
+
+
+@dataclass(frozen=True)
+class IndexParams:
+    edge_size_for_creation: int = _min(1, "at least 1")
+    edge_size_for_search: int = _min(1, "at least 1")
+    epsilon: float = field()
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    k: int = _min(1, "at least 1")
+    seed_queries: int = _min(1, "at least 1")
+    seed: int = field()
+
+
+@dataclass(frozen=True)
+class Params:
+    data: DataParams
+    prepare: PrepareParams
+    model: ModelParams
+    train: TrainParams
+    features: FeaturesParams
+    heldout_pairs: HeldoutPairsParams
+    checkpoint: CheckpointParams
+    index: IndexParams
+    evaluate: EvaluateParams
+
+
+def _type_name(kind: Any) -> str:
+    names = {bool: "true/false", int: "an integer", float: "a number", str: "a string"}
+    return names.get(kind, str(kind))
+
+
+def _value(raw: Any, kind: Any, key: str, meta: Any) -> Any:
+    if dataclasses.is_dataclass(kind):
+        return build(kind, raw, key)
+    if typing.get_origin(kind) is tuple:
+        n = len(typing.get_args(kind))
+        if not (
+            isinstance(raw, (list, tuple))
+            and len(raw) == n
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in raw)
+        ):
+            raise ConfigError(f"params: '{key}' must be a list of {n} numbers, got {raw!r}")
+        return tuple(float(v) for v in raw)
+    ok = {
+        bool: isinstance(raw, bool),
+        int: isinstance(raw, int) and not isinstance(raw, bool),
+        float: isinstance(raw, (int, float)) and not isinstance(raw, bool),
+        str: isinstance(raw, str),
+    }[kind]
     if not ok:
-        raise ConfigError(f"params: '{key}' must be {_type_name(default)}, got {value!r}")
-    if key in CHOICES and value not in CHOICES[key]:
-        raise ConfigError(f"params: '{key}' is {value!r}; allowed: {', '.join(CHOICES[key])}")
-    if key in MINIMUM and value < MINIMUM[key][0]:
-        raise ConfigError(f"params: '{key}' is {value!r}; it must be {MINIMUM[key][1]}")
+        raise ConfigError(f"params: '{key}' must be {_type_name(kind)}, got {raw!r}")
+    value = float(raw) if kind is float else raw
+    if "choices" in meta and value not in meta["choices"]:
+        raise ConfigError(f"params: '{key}' is {value!r}; allowed: {', '.join(meta['choices'])}")
+    if "min" in meta and value < meta["min"][0]:
+        raise ConfigError(f"params: '{key}' is {value!r}; it must be {meta['min'][1]}")
     return value
+
+
+def build(cls: type, raw: Any, prefix: str = "") -> Any:
+    """An instance of the settings class `cls` from a mapping: every field present, no other key, each checked."""
+    where = f"'{prefix}'" if prefix else "params.yaml"
+    fields = dataclasses.fields(cls)
+    names = [f.name for f in fields]
+    if not isinstance(raw, dict):
+        raise ConfigError(f"params: {where} must be a mapping with keys {names}")
+    unknown = sorted(set(raw) - set(names))
+    if unknown:
+        raise ConfigError(f"params: unknown key '{_join(prefix, unknown[0])}' in {where}; allowed: {names}")
+    missing = [n for n in names if n not in raw]
+    if missing:
+        raise ConfigError(f"params: '{_join(prefix, missing[0])}' is missing from {where}; every key must be set")
+    hints = typing.get_type_hints(cls)
+    return cls(**{f.name: _value(raw[f.name], hints[f.name], _join(prefix, f.name), f.metadata) for f in fields})
 
 
 def _join(prefix: str, key: str) -> str:
     return f"{prefix}.{key}" if prefix else key
 
 
-def validate(params: dict[str, Any] | None) -> dict[str, Any]:
-    """Return the full parameter tree: defaults filled in, everything checked."""
-    params = _check(params or {}, DEFAULTS, "")
-    lo, hi = params["train"]["augment"]["crop_scale"]
-    if not 0 < lo <= hi <= 1:
-        raise ConfigError(f"params: 'train.augment.crop_scale' is {[lo, hi]}; need 0 < low <= high <= 1")
-    if params["train"]["lr"] <= 0:
-        raise ConfigError("params: 'train.lr' must be greater than 0")
-    if params["heldout_pairs"]["folds"] == 1:
-        raise ConfigError("params: 'heldout_pairs.folds' is 1; use 0 (off) or 2 or more (1 would hold out every pair)")
-    if params["train"]["weight_decay"] < 0:
-        raise ConfigError("params: 'train.weight_decay' must be 0 or more")
-    if params["train"]["margin"] < 0:
-        raise ConfigError("params: 'train.margin' must be 0 or more")
-    return params
+def validate(raw: Any) -> Params:
+    return build(Params, raw)
 
 
-def load(path: str | os.PathLike = "params.yaml") -> dict[str, Any]:
+def load(path: str | os.PathLike = "params.yaml") -> Params:
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"params: {path} not found; run from the repository root")
@@ -171,3 +230,14 @@ def load(path: str | os.PathLike = "params.yaml") -> dict[str, Any]:
     except yaml.YAMLError as exc:
         raise ConfigError(f"params: {path} is not valid YAML: {exc}") from None
     return validate(raw)
+
+
+def as_dict(settings: Any) -> dict[str, Any]:
+    """Plain types (tuples as lists), e.g. for a model file or a fingerprint."""
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return list(v) if isinstance(v, tuple) else v
+
+    return plain(dataclasses.asdict(settings))

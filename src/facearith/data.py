@@ -19,8 +19,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from facearith.errors import DataError
+
 if TYPE_CHECKING:
     import pandas as pd
+
+    from facearith.config import DataParams, PrepareParams
 
 EXPRESSIONS = ("AN", "DI", "FE", "HA", "NE", "SA", "SU")
 # JAFFE's naming, PERSON.EXPR<repeat>.<image id>.tiff (e.g. KA.HA1.29.tiff); the synthetic set uses it too.
@@ -34,10 +38,6 @@ ACCESS_HELP = (
     "`dvc exp run -S data.jaffe.archive=/path/to/jaffedbase.zip`) or set data.jaffe.url to your download link "
     "(an access token, if the link needs one, goes in the environment variable named by data.jaffe.token_env)."
 )
-
-
-class DataError(RuntimeError):
-    """The raw data is missing, damaged or not what it claims to be."""
 
 
 @dataclass(frozen=True)
@@ -273,3 +273,28 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
     if not Path(path).is_file():
         raise DataError(f"{path} not found; run `dvc repro prepare` first")
     return pd.read_csv(path, dtype={"path": str, "identity": str, "attribute": str}, keep_default_na=False)
+
+
+def materialise(p: DataParams, dest: str | os.PathLike, cache_dir: str | os.PathLike) -> tuple[list[str], list[str]]:
+    """The raw image set `data.source` names, in `dest`, all or nothing: (image names, files skipped as
+    not images). `cache_dir` keeps a downloaded archive between runs."""
+    from facearith.fsutil import atomic_dir
+
+    if p.source == "synthetic":
+        from facearith import synthetic
+
+        s = p.synthetic
+        with atomic_dir(dest) as tmp:
+            return synthetic.generate(tmp, s.persons, s.images_per_pair, s.size, s.seed), []
+    if p.source == "folder":
+        return copy_folder(p.folder.path, dest)
+    j = p.jaffe
+    names = fetch_jaffe(dest, archive=j.archive, url=j.url, sha256=j.sha256, token_env=j.token_env, cache_dir=cache_dir)
+    return names, []
+
+
+def prepare_table(raw_dir: str | os.PathLike, p: PrepareParams) -> tuple[pd.DataFrame, list[str]]:
+    """The labelled table of `raw_dir` with the `selected` (training and indexed) rows, and the skipped names."""
+    table, skipped = build_table(raw_dir, p.pattern)
+    table["selected"] = select_one_per_pair(table) if p.one_per_pair else True
+    return table, skipped

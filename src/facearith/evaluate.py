@@ -173,3 +173,96 @@ def recall(ngt: Searcher, exact: Searcher, queries: np.ndarray, k: int = 10) -> 
     at1 = float((n_ids[:, 0] == e_ids[:, 0]).mean())
     atk = float(np.mean([len(set(a) & set(b)) / len(b) for a, b in zip(n_ids, e_ids, strict=True)]))
     return {"recall_at_1": at1, f"recall_at_{k}": atk, "queries": len(queries)}
+
+
+# ---------------------------------------------------------------- the evaluate stage's protocols, all together
+
+
+def protocols(feats: np.ndarray, table: pd.DataFrame, sel: np.ndarray, k: int, searcher=None) -> dict:
+    """Composition and transfer on the selected rows, and on the held-out rows when there are any."""
+    from facearith.index import ExactSearcher
+
+    P, E = table.identity.to_numpy(), table.attribute.to_numpy()
+    idx = Indexed(feats[sel], P[sel], E[sel], searcher or ExactSearcher(feats[sel]))
+    n = int(sel.sum())
+    out = {
+        "composition": composition_records(idx, all_pairs(P[sel], E[sel]), k),
+        "transfer": transfer_records(idx, feats[sel], P[sel], E[sel], np.arange(n), k=k),
+    }
+    held = ~sel
+    if held.any():
+        hidx = Indexed(feats[held], P[held], E[held], ExactSearcher(feats[held]))
+        out["heldout_images.composition"] = composition_records(hidx, all_pairs(P[held], E[held]), k)
+        out["heldout_images.transfer"] = transfer_records(
+            hidx, feats[held], P[held], E[held], np.arange(int(held.sum())), k=k
+        )
+    return out
+
+
+def nest(records: dict[str, pd.DataFrame], k: int) -> dict:
+    """{'a.b': records} to {'a': {'b': summary}}, the shape of metrics/eval.json."""
+    out: dict = {}
+    for key, rec in records.items():
+        node = out
+        *head, last = key.split(".")
+        for h in head:
+            node = node.setdefault(h, {})
+        node[last] = summarize(rec, k)
+    return out
+
+
+@dataclass
+class Evaluation:
+    metrics: dict
+    records: dict[str, pd.DataFrame]  # the trained network's, per protocol
+
+
+def evaluate_all(
+    feats: np.ndarray,
+    table: pd.DataFrame,
+    ngt: Searcher,
+    baselines: dict[str, np.ndarray],
+    k: int,
+    seed_queries: int,
+    seed: int,
+) -> Evaluation:
+    """Every protocol on the trained features (the indexed ones through `ngt`), the seed's protocol, NGT
+    against exact search, and every protocol on each baseline's features (exact search)."""
+    from facearith.index import ExactSearcher
+
+    sel = table["selected"].to_numpy()
+    P, E = table.identity.to_numpy()[sel], table.attribute.to_numpy()[sel]
+    trained = protocols(feats, table, sel, k, ngt)
+    metrics = nest(trained, k)
+    chosen = composition(ngt, feats[sel], P, E, seed_pairs(P, E, seed_queries, seed), 1)
+    metrics["composition_seed"] = {"accuracy": chosen["top1"], "queries": chosen["queries"]}
+    idx = Indexed(feats[sel], P, E, ngt)
+    queries = np.concatenate(
+        [composition_queries(idx, all_pairs(P, E)), transfer_queries(idx, feats[sel], P, E).vectors]
+    )
+    metrics["ngt"] = recall(ngt, ExactSearcher(feats[sel]), queries, 10)
+    for name, base in baselines.items():
+        metrics[name] = nest(protocols(base, table, sel, k), k)
+    return Evaluation(metrics, trained)
+
+
+def per_label(records: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Composition and transfer top-1 per person and per expression."""
+    comp, tran = records["composition"], records["transfer"]
+    return {
+        label: pd.DataFrame(
+            {"composition_top1": comp.groupby(col).top1.mean(), "transfer_top1": tran.groupby(col).top1.mean()}
+        )
+        .rename_axis(label)
+        .reset_index()
+        for col, label in (("identity", "person"), ("attribute", "expression"))
+    }
+
+
+def summary_line(metrics: dict) -> str:
+    m = metrics
+    return (
+        f"evaluate: composition top1 {m['composition']['top1']:.3f}, transfer top1 {m['transfer']['top1']:.3f} "
+        f"(untrained {m['baseline_untrained']['composition']['top1']:.3f}, pixels "
+        f"{m['baseline_pixels']['composition']['top1']:.3f}); seed protocol {m['composition_seed']['accuracy']:.3f}"
+    )

@@ -7,13 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
+from facearith.errors import IndexMissingError
 from facearith.fsutil import atomic_dir
 
 NGT_DIR = "ngt"
-
-
-class IndexMissingError(RuntimeError):
-    """The index is missing or does not match the features."""
 
 
 def build(

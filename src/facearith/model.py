@@ -12,14 +12,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from facearith.config import ModelParams, as_dict
+from facearith.config import build as build_params
+from facearith.errors import ConfigError, ModelError
 from facearith.runtime import channels_last
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-class ModelError(RuntimeError):
-    """The model or its weights cannot be built or loaded."""
 
 
 def normalize(x: torch.Tensor) -> torch.Tensor:
@@ -223,24 +222,15 @@ def for_inference(model: FaceNet) -> FaceNet:
     return fused
 
 
-def build(model_params: dict[str, Any], num_classes: int, n_identities: int = 0, n_attributes: int = 0) -> FaceNet:
-    p = model_params
+def build(p: ModelParams, num_classes: int, n_identities: int = 0, n_attributes: int = 0) -> FaceNet:
     return FaceNet(
-        num_classes,
-        p["arch"],
-        p["embedding"],
-        p["dim"],
-        p["pooling"],
-        p["pretrained"],
-        p["weights"],
-        n_identities,
-        n_attributes,
+        num_classes, p.arch, p.embedding, p.dim, p.pooling, p.pretrained, p.weights, n_identities, n_attributes
     )
 
 
-def save(model: FaceNet, path: str | os.PathLike, model_params: dict[str, Any], num_classes: int, extra: dict) -> None:
+def save(model: FaceNet, path: str | os.PathLike, model_params: ModelParams, num_classes: int, extra: dict) -> None:
     # plain types only, so that torch.load(weights_only=True) can read it back
-    blob = {"state_dict": model.state_dict(), "model": dict(model_params), "num_classes": num_classes, **extra}
+    blob = {"state_dict": model.state_dict(), "model": as_dict(model_params), "num_classes": num_classes, **extra}
     save_bytes(blob, path)
 
 
@@ -266,7 +256,10 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[F
         blob = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:
         raise ModelError(f"{path} is not a readable facearith model ({exc}); run `dvc repro --force train`") from None
-    params = dict(blob["model"], pretrained=False)  # the trained weights replace ImageNet's anyway
+    try:  # pretrained off: the trained weights replace ImageNet's anyway
+        params = build_params(ModelParams, dict(blob["model"], pretrained=False), "model")
+    except ConfigError as exc:
+        raise ModelError(f"{path} was saved with other model settings ({exc}); run `dvc repro --force train`") from None
     model = build(params, blob["num_classes"], len(blob["persons"]), len(blob["expressions"]))
     model.load_state_dict(blob["state_dict"])
     return model.to(device).eval(), blob

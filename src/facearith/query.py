@@ -10,10 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from facearith import arithmetic, config, data, index
-
-
-class QueryError(RuntimeError):
-    """The question cannot be asked: the pipeline has not run, or a name or file is unknown."""
+from facearith.errors import QueryError
 
 
 @dataclass
@@ -32,11 +29,12 @@ class Pipeline:
     @classmethod
     def open(cls, root: str | os.PathLike = ".") -> Pipeline:
         root = Path(root)
+        paths = pipeline_paths(root)
         needed = {
-            "table": root / "data/prepared/table.csv",
-            "features": root / "data/features.npy",
-            "index": root / "data/index" / index.NGT_DIR,
-            "model": root / "models/model.pt",
+            "table": root / paths["table"],
+            "features": root / paths["features"],
+            "index": root / paths["index"] / index.NGT_DIR,
+            "model": root / paths["model"],
         }
         params_path = root / "params.yaml"
         missing = [str(p) for p in needed.values() if not p.exists()]
@@ -52,7 +50,7 @@ class Pipeline:
                 f"{'is' if len(missing) == 1 else 'are'} missing. {_params_state(params_path)}"
             )
         try:
-            epsilon = config.load(params_path)["index"]["epsilon"]
+            epsilon = config.load(params_path).index.epsilon
         except config.ConfigError as exc:
             raise QueryError(f"{exc}. {_RESTORE_PARAMS}") from None
         table = data.read_table(needed["table"])
@@ -63,7 +61,7 @@ class Pipeline:
         table, feats = table[mask].reset_index(drop=True), feats[mask]
         # the table's paths are relative to the pipeline's folder, which need not be the current one
         table["path"] = [p if os.path.isabs(p) else (root / p).as_posix() for p in table.path]
-        searcher = index.NGTSearcher(root / "data/index", epsilon)  # index.epsilon, as evaluate searches
+        searcher = index.NGTSearcher(root / paths["index"], epsilon)  # index.epsilon, as evaluate searches
         persons = arithmetic.label_vectors(feats, table.identity.to_numpy())
         expressions = arithmetic.label_vectors(feats, table.attribute.to_numpy())
         return cls(root, table, feats, searcher, persons, expressions, needed["model"])
@@ -117,6 +115,23 @@ class Pipeline:
                 }
             )
         return out
+
+
+def pipeline_paths(root: Path) -> dict[str, str]:
+    """The pipeline's paths, as dvc.yaml declares them (its `vars: paths`), relative to `root`."""
+    import yaml
+
+    spec_path = root / "dvc.yaml"
+    if not spec_path.is_file():
+        raise QueryError(f"no dvc.yaml in {root.resolve()}; run from the pipeline's folder or give --root")
+    spec = yaml.safe_load(spec_path.read_text()) or {}
+    paths = {
+        k: v for entry in spec.get("vars", []) if isinstance(entry, dict) for k, v in entry.get("paths", {}).items()
+    }
+    missing = {"table", "features", "index", "model"} - set(paths)
+    if missing:
+        raise QueryError(f"{spec_path} declares no {sorted(missing)} under vars: paths")
+    return paths
 
 
 _RESTORE_PARAMS = (

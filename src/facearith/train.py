@@ -9,15 +9,20 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 from torchvision.transforms import v2
 
+from facearith.config import AugmentParams, ModelParams, TrainParams, as_dict
+from facearith.errors import ConfigError
 from facearith.runtime import tune_allocator
 from facearith.triplets import BY_ATTRIBUTE, BY_IDENTITY, epoch_batches
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass
@@ -45,14 +50,15 @@ class TrainResult:
         return self.anchors_seen / self.seconds if self.seconds > 0 else 0.0
 
 
-def fingerprint(model_params: dict[str, Any], train_params: dict[str, Any], table_path: str | os.PathLike) -> str:
+def fingerprint(model_params: ModelParams, train_params: TrainParams, table_path: str | os.PathLike) -> str:
     """What a checkpoint must match to be resumed: the params, the table and the training code."""
     import hashlib
     import json
 
     from facearith import model, triplets
 
-    h = hashlib.sha256(json.dumps([model_params, train_params], sort_keys=True).encode())
+    settings = [as_dict(model_params), as_dict(train_params)]
+    h = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     h.update(Path(table_path).read_bytes())
     for module in (model, triplets, sys.modules[__name__]):
         h.update(Path(module.__file__).read_bytes())
@@ -68,19 +74,19 @@ def seed_everything(seed: int, threads: int = 0) -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-def augmentation(size: int, augment: dict[str, Any]) -> v2.Compose:
+def augmentation(size: int, augment: AugmentParams) -> v2.Compose:
     """The seed's augmentations on a (1, H, W) uint8 tensor, ending as a float in [0, 1] of size x size."""
     # neutral settings skip their step: crop_scale [1, 1] is a plain resize, a zero jitter is no jitter
-    if tuple(augment["crop_scale"]) == (1.0, 1.0):
+    if tuple(augment.crop_scale) == (1.0, 1.0):
         steps: list[nn.Module] = [v2.Resize((size, size), antialias=True)]
     else:
-        steps = [v2.RandomResizedCrop(size, scale=tuple(augment["crop_scale"]), antialias=True)]
-    if any(augment["jitter"]):
-        steps.append(v2.ColorJitter(*augment["jitter"]))
-    if augment["hflip"]:
+        steps = [v2.RandomResizedCrop(size, scale=tuple(augment.crop_scale), antialias=True)]
+    if any(augment.jitter):
+        steps.append(v2.ColorJitter(*augment.jitter))
+    if augment.hflip:
         steps.append(v2.RandomHorizontalFlip())
-    if augment["degrees"] or augment["shear"]:
-        steps.append(v2.RandomAffine(degrees=augment["degrees"], shear=augment["shear"]))
+    if augment.degrees or augment.shear:
+        steps.append(v2.RandomAffine(degrees=augment.degrees, shear=augment.shear))
     steps.append(v2.ToDtype(torch.float32, scale=True))
     return v2.Compose(steps)
 
@@ -138,7 +144,7 @@ def classification_loss(
 ) -> torch.Tensor:
     """Cross-entropy of the cosine classifiers of both axes (NormFace-style, logits scaled by `scale`)."""
     if "identity_logits" not in out:
-        raise ValueError("train.ce_weight > 0 needs model.embedding: split (the seed's embedding has no heads)")
+        raise ConfigError("train.ce_weight > 0 needs model.embedding: split (the seed's embedding has no heads)")
     ce = nn.functional.cross_entropy
     return ce(out["identity_logits"] * scale, identities) + ce(out["attribute_logits"] * scale, attributes)
 
@@ -186,7 +192,7 @@ def train(
     images: Sequence[np.ndarray],
     identities: np.ndarray,
     attributes: np.ndarray,
-    params: dict[str, Any],
+    params: TrainParams,
     device: torch.device,
     on_epoch: Callable[[int, float], None] | None = None,
     progress: bool = True,
@@ -204,19 +210,19 @@ def train(
 
     p = params
     tune_allocator()
-    rng = np.random.default_rng(p["seed"])
+    rng = np.random.default_rng(p.seed)
     # bfloat16 autocast on CUDA (no loss scaling needed); the CPU here has no fast bfloat16, so float32 there
-    amp = bool(p["amp"]) and device.type == "cuda"
+    amp = bool(p.amp) and device.type == "cuda"
     tensors = [torch.from_numpy(np.ascontiguousarray(img))[None] for img in images]
     # label indices for the classification loss, in sorted label order (as the model's classes)
     id_index = torch.from_numpy(np.unique(identities, return_inverse=True)[1])
     attr_index = torch.from_numpy(np.unique(attributes, return_inverse=True)[1])
-    augment = augmentation(p["image_size"], p["augment"])
+    augment = augmentation(p.image_size, p.augment)
     # AdamW's decoupled weight decay when asked for (it regularises small-data training); the seed's Adam otherwise
-    if p["weight_decay"] > 0:
-        optimizer = torch.optim.AdamW(model.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
+    if p.weight_decay > 0:
+        optimizer = torch.optim.AdamW(model.parameters(), lr=p.lr, weight_decay=p.weight_decay)
     else:
-        optimizer = torch.optim.Adam(model.parameters(), lr=p["lr"])
+        optimizer = torch.optim.Adam(model.parameters(), lr=p.lr)
     model.to(device).train()
     result = TrainResult()
     first = 0
@@ -227,20 +233,20 @@ def train(
                 on_epoch(epoch, loss)
     result.epochs_resumed = first
     start = time.perf_counter()
-    bar = tqdm(range(first, p["epochs"]), desc="train", unit="epoch", disable=not progress)
+    bar = tqdm(range(first, p.epochs), desc="train", unit="epoch", disable=not progress)
     for epoch in bar:
         epoch_start = time.perf_counter()
-        plan = epoch_batches(p["sampler"], identities, attributes, rng, p["batch_size"])
+        plan = epoch_batches(p.sampler, identities, attributes, rng, p.batch_size)
         total, count = 0.0, 0
-        for order, rows, x in batches(plan, tensors, augment, p["workers"], device):
+        for order, rows, x in batches(plan, tensors, augment, p.workers, device):
             # the batch's images through the network together (in one pass unless forward_chunk)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                out = forward(model, x, p["forward_chunk"])
-            loss = triplet_loss(out, torch.from_numpy(rows).to(device), p["margin"])
-            if p["ce_weight"] > 0:
+                out = forward(model, x, p.forward_chunk)
+            loss = triplet_loss(out, torch.from_numpy(rows).to(device), p.margin)
+            if p.ce_weight > 0:
                 idx = torch.from_numpy(order)
-                ce = classification_loss(out, id_index[idx].to(device), attr_index[idx].to(device), p["ce_scale"])
-                loss = loss + p["ce_weight"] * ce
+                ce = classification_loss(out, id_index[idx].to(device), attr_index[idx].to(device), p.ce_scale)
+                loss = loss + p.ce_weight * ce
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -259,8 +265,8 @@ def train(
             _save_checkpoint(checkpoint, fingerprint, epoch + 1, model, optimizer, rng, result)
             result.epoch_seconds[-1] = time.perf_counter() - epoch_start  # the checkpoint is part of the epoch
     recalibrate_start = time.perf_counter()
-    if p["recalibrate_bn"]:
-        recalibrate_batchnorm(model, images, p["image_size"], device)
+    if p.recalibrate_bn:
+        recalibrate_batchnorm(model, images, p.image_size, device)
     model.eval()
     end = time.perf_counter()
     result.seconds = sum(result.epoch_seconds) + (end - recalibrate_start)
@@ -312,3 +318,49 @@ def _restore(path, fingerprint, model, optimizer, rng, result) -> int:
     result.anchors_seen = int(state.get("anchors_seen", 0))
     print(f"train: resuming from {path} after epoch {state['epochs_done']}")
     return state["epochs_done"]
+
+
+def train_selected(
+    table: pd.DataFrame,
+    model_params: ModelParams,
+    params: TrainParams,
+    device: torch.device,
+    **kwargs: Any,
+) -> tuple[nn.Module, TrainResult]:
+    """A network built from `model_params`, seeded, and trained on the table's selected rows (`train`'s
+    keyword arguments pass through: logging, checkpoint, resume, fingerprint)."""
+    from facearith import data, model
+
+    rows = table[table["selected"]]
+    n_i, n_a = table.identity.nunique(), table.attribute.nunique()
+    seed_everything(params.seed, params.threads)
+    net = model.build(model_params, n_i * n_a, n_i, n_a)
+    images = data.load_images(rows.path.tolist())
+    result = train(net, images, rows.identity.to_numpy(), rows.attribute.to_numpy(), params, device, **kwargs)
+    return net, result
+
+
+def model_extra(table: pd.DataFrame, params: TrainParams) -> tuple[int, dict[str, Any]]:
+    """What a saved model carries beside its weights: the class count, the labels and the input size."""
+    persons, expressions = sorted(table.identity.unique()), sorted(table.attribute.unique())
+    extra = {"persons": persons, "expressions": expressions, "image_size": params.image_size}
+    return len(persons) * len(expressions), extra
+
+
+def run_metrics(result: TrainResult, params: TrainParams, device: torch.device) -> dict[str, Any]:
+    """metrics/train.json: the whole run (a resumed run counts the epochs and seconds of the run it continued)."""
+    return {
+        "loss": result.losses[-1] if result.losses else None,
+        "epochs": params.epochs,
+        "seconds": round(result.seconds, 2),
+        "images_per_second": round(result.images_per_second, 2),  # through the network
+        "anchors_per_second": round(result.anchors_per_second, 2),  # training images trained on
+        "epochs_this_run": result.epochs_this_run,
+        "seconds_this_run": round(result.seconds_this_run, 2),
+        "device": device.type,
+    }
+
+
+def summary(result: TrainResult, params: TrainParams) -> str:
+    resumed = f", {result.epochs_resumed} of them before a resume" if result.epochs_resumed else ""
+    return f"train: {params.epochs} epochs in {result.seconds:.1f} s{resumed} ({result.images_per_second:.1f} images/s)"

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from facearith.config import SAMPLERS
+from facearith.errors import TrainError
+
 BY_IDENTITY = 0
 BY_ATTRIBUTE = 1
 
@@ -20,7 +23,7 @@ def check_samplable(identities: np.ndarray, attributes: np.ndarray) -> None:
     for name, labels in (("persons (identities)", identities), ("expressions (attributes)", attributes)):
         n = len(np.unique(labels))
         if n < 2:
-            raise ValueError(
+            raise TrainError(
                 f"training needs at least 2 {name}, the data has {n}; add images or choose another data.source"
             )
 
@@ -51,7 +54,7 @@ def sample_triplets(
             kind = 1 - kind
             positives = np.flatnonzero(same[kind][i] & not_self[i])
             if positives.size == 0:
-                raise ValueError(f"item {i} shares neither its person nor its expression with any other item")
+                raise TrainError(f"item {i} shares neither its person nor its expression with any other item")
         negatives = np.flatnonzero(~same[kind][i])
         rows[i] = (i, rng.choice(positives), rng.choice(negatives), kind)
     return rows
@@ -107,9 +110,6 @@ def block_triplets(identities: np.ndarray, attributes: np.ndarray) -> np.ndarray
         a, p, q = np.nonzero(positive[:, :, None] & ~same[:, None, :])
         parts.append(np.stack([a, p, q, np.full_like(a, kind)], axis=1))
     return np.concatenate(parts).astype(np.int64)
-
-
-SAMPLERS = ("blocks", "triplets")
 
 
 def epoch_batches(

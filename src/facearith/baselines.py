@@ -1,0 +1,37 @@
+"""What the trained features are compared with: the same network before training, and raw pixels."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from facearith.arithmetic import normalize
+from facearith.config import FeaturesParams, ModelParams, TrainParams
+
+
+def pixel_features(images: Sequence[np.ndarray], size: int = 16) -> np.ndarray:
+    """The raw-pixel baseline: images downscaled to size x size, flattened, normalised like the features."""
+    from facearith.features import to_batch
+
+    return normalize(to_batch(images, size).flatten(1).numpy())
+
+
+def untrained_features(
+    model_params: ModelParams,
+    train_params: TrainParams,
+    features_params: FeaturesParams,
+    table: pd.DataFrame,
+    images: Sequence[np.ndarray],
+    fit: np.ndarray,
+) -> np.ndarray:
+    """The network before training (same seed and init); BatchNorm statistics from the training images."""
+    from facearith import features, model, train
+
+    train.seed_everything(train_params.seed, train_params.threads)
+    n_p, n_e = table.identity.nunique(), table.attribute.nunique()
+    net = model.build(model_params, n_p * n_e, n_p, n_e)
+    size = train_params.image_size
+    train.recalibrate_batchnorm(net, [images[i] for i in np.flatnonzero(fit)], size, "cpu")
+    return features.extract(net, images, size, features_params.batch_size)

@@ -1,0 +1,76 @@
+"""Zero-shot composition: (person, expression) pairs held out of training entirely, in folds.
+
+For each fold a network trains without any image of that fold's pairs; then composition and transfer are
+asked for those pairs only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from facearith.config import FeaturesParams, HeldoutPairsParams, ModelParams, TrainParams
+from facearith.errors import ConfigError
+
+
+def fold_of_pairs(pairs: list[tuple[str, str]], folds: int, seed: int) -> dict[tuple[str, str], int]:
+    """Each pair in exactly one fold, sizes differing by at most one."""
+    order = np.random.default_rng(seed).permutation(len(pairs))
+    return {pairs[j]: i % folds for i, j in enumerate(order)}
+
+
+def heldout_pairs(
+    table: pd.DataFrame,
+    images: Sequence[np.ndarray],
+    hp: HeldoutPairsParams,
+    model_params: ModelParams,
+    train_params: TrainParams,
+    features_params: FeaturesParams,
+    k: int,
+) -> dict:
+    """metrics/heldout_pairs.json's content: composition and transfer summaries over all folds."""
+    if hp.folds == 0:
+        return {"folds": 0}
+    import torch
+
+    from facearith import evaluate, features, index, model, train
+
+    sel = table["selected"].to_numpy()
+    ident, attr = table.identity.to_numpy(), table.attribute.to_numpy()
+    pairs = evaluate.all_pairs(ident[sel], attr[sel])
+    if hp.folds > len(pairs):
+        raise ConfigError(f"heldout_pairs.folds is {hp.folds} but there are only {len(pairs)} pairs")
+    fold = fold_of_pairs(pairs, hp.folds, hp.seed)
+    row_fold = np.array([fold.get((i, a), -1) for i, a in zip(ident, attr, strict=True)])
+    device = model.resolve_device(train_params.device)
+    n_i, n_a = table.identity.nunique(), table.attribute.nunique()
+    comp, tran = [], []
+    for f in range(hp.folds):
+        fit = sel & (row_fold != f)
+        held = {p for p, g in fold.items() if g == f}
+        train.seed_everything(train_params.seed, train_params.threads)
+        net = model.build(model_params, n_i * n_a, n_i, n_a)
+        fit_images = [images[i] for i in np.flatnonzero(fit)]
+        train.train(net, fit_images, ident[fit], attr[fit], train_params, device, progress=False)
+        sel_images = [images[i] for i in np.flatnonzero(sel)]
+        feats = features.extract(net, sel_images, train_params.image_size, features_params.batch_size, device)
+        idx = evaluate.Indexed(feats, ident[sel], attr[sel], index.ExactSearcher(feats))
+        comp.append(evaluate.composition_records(idx, sorted(held), k))
+        # transfer from the person's images whose pairs were trained on, to the held-out pair
+        src = np.array([(i, a) not in held for i, a in zip(ident[sel], attr[sel], strict=True)])
+        tran.append(
+            evaluate.transfer_records(
+                idx, feats[src], ident[sel][src], attr[sel][src], np.flatnonzero(src), k=k, only_targets=held
+            )
+        )
+        print(f"heldout_pairs: fold {f + 1}/{hp.folds}: composition top1 {comp[-1].top1.mean():.3f}")
+        del net
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    return {
+        "folds": hp.folds,
+        "composition": evaluate.summarize(pd.concat(comp), k),
+        "transfer": evaluate.summarize(pd.concat(tran), k),
+    }
