@@ -1,10 +1,10 @@
 """Stage evaluate: composition and transfer, on the indexed (training) images through NGT and on held-out
-images, beside an untrained network and raw pixels; NGT against exact search; per-label plots, a confusion
+images, beside an untrained network, raw pixels and PCA + LDA; NGT against exact search; per-label plots, a confusion
 matrix of expressions and a gallery."""
 
 import numpy as np
 
-from facearith import baselines, config, data, evaluate, index, pictures, runner
+from facearith import baselines, config, data, evaluate, index, linear, pictures, runner
 from facearith.fsutil import write_json
 
 
@@ -21,6 +21,7 @@ def main(args) -> None:
             params.model, params.train, params.features, table, images, fit
         ),
         "baseline_pixels": baselines.pixel_features(images),
+        "baseline_linear": linear.linear_features(images, table.identity, table.attribute, fit),
     }
     result = evaluate.evaluate_all(feats, table, ngt, bases, ep.k, ep.seed_queries, ep.seed)
     write_json(args.out, result.metrics)

@@ -21,7 +21,12 @@ PROTOCOLS = [
     ("composition, held-out images", "heldout_images.composition"),
     ("transfer, held-out images", "heldout_images.transfer"),
 ]
-SYSTEMS = [("network", ""), ("untrained network", "baseline_untrained."), ("raw pixels", "baseline_pixels.")]
+SYSTEMS = [
+    ("network", ""),
+    ("PCA + LDA", "baseline_linear."),
+    ("untrained network", "baseline_untrained."),
+    ("raw pixels", "baseline_pixels."),
+]
 
 
 def _get(tree: dict[str, Any], dotted: str) -> Any:

@@ -1,0 +1,115 @@
+"""The linear baseline: PCA then LDA per axis (Fisherfaces) on downscaled pixels, no training loop.
+
+Fitted on the training images only. Each axis (identity, attribute) gets its own LDA on a shared PCA; each
+projection is unit-normed, split into its positive and negative parts (the search's normalisation clips
+negatives, which would otherwise throw half of an LDA coordinate away) and the two axes concatenated, so that
+label vectors, composition and transfer work on it exactly as on the network's features. The PCA size is
+chosen by cross-validation inside the training images (nearest class mean on held-out folds, both axes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+PCA_SIZES = (8, 16, 24, 32, 48, 64, 96, 128)
+
+
+def pixels(images: Sequence[np.ndarray], size: int = 32) -> np.ndarray:
+    """Images downscaled to size x size, each standardised (zero mean, unit variance) against lighting."""
+    from facearith.features import to_batch
+
+    x = to_batch(images, size).flatten(1).numpy().astype(np.float64)
+    x -= x.mean(axis=1, keepdims=True)
+    return x / np.maximum(x.std(axis=1, keepdims=True), 1e-8)
+
+
+def lda(x: np.ndarray, labels: np.ndarray, shrink: float = 1e-3) -> np.ndarray:
+    """Fisher's discriminant directions (columns, at most classes - 1), most discriminative first."""
+    classes = np.unique(labels)
+    mean = x.mean(axis=0)
+    within = np.zeros((x.shape[1], x.shape[1]))
+    between = np.zeros_like(within)
+    for c in classes:
+        xc = x[labels == c]
+        d = xc - xc.mean(axis=0)
+        within += d.T @ d
+        m = (xc.mean(axis=0) - mean)[:, None]
+        between += len(xc) * (m @ m.T)
+    # a little shrinkage keeps the within-class scatter invertible when there are few images per class
+    within += shrink * np.trace(within) / len(within) * np.eye(len(within)) + 1e-12 * np.eye(len(within))
+    # whiten the within-class scatter, then the between-class eigenvectors in that space
+    chol = np.linalg.cholesky(within)
+    inv = np.linalg.inv(chol)
+    values, vectors = np.linalg.eigh(inv @ between @ inv.T)
+    order = np.argsort(values)[::-1][: max(len(classes) - 1, 1)]
+    return inv.T @ vectors[:, order]
+
+
+@dataclass
+class Linear:
+    mean: np.ndarray
+    pca: np.ndarray  # (D, k)
+    identity: np.ndarray  # (k, identities - 1)
+    attribute: np.ndarray  # (k, attributes - 1)
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        z = (x - self.mean) @ self.pca
+        parts = []
+        for w in (self.identity, self.attribute):
+            p = z @ w
+            p /= np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-12)
+            parts.append(np.concatenate([np.maximum(p, 0), np.maximum(-p, 0)], axis=1))
+        return (np.concatenate(parts, axis=1) / np.sqrt(2)).astype(np.float32)
+
+
+def fit(x: np.ndarray, identities: np.ndarray, attributes: np.ndarray, pca_size: int) -> Linear:
+    mean = x.mean(axis=0)
+    _, _, vt = np.linalg.svd(x - mean, full_matrices=False)
+    pca = vt[:pca_size].T
+    z = (x - mean) @ pca
+    return Linear(mean, pca, lda(z, np.asarray(identities)), lda(z, np.asarray(attributes)))
+
+
+def _nearest_mean_accuracy(train_z: np.ndarray, train_y: np.ndarray, test_z: np.ndarray, test_y: np.ndarray) -> float:
+    classes = np.unique(train_y)
+    means = np.stack([train_z[train_y == c].mean(axis=0) for c in classes])
+    found = classes[np.argmin(((test_z[:, None] - means[None]) ** 2).sum(-1), axis=1)]
+    return float((found == test_y).mean())
+
+
+def choose_pca_size(
+    x: np.ndarray, identities: np.ndarray, attributes: np.ndarray, folds: int = 5, seed: int = 0
+) -> tuple[int, dict[int, float]]:
+    """The PCA size with the best mean nearest-class-mean accuracy (both axes) over folds of the training
+    images; sizes that leave LDA no room (more than the fold's images minus its classes) are not tried."""
+    identities, attributes = np.asarray(identities), np.asarray(attributes)
+    order = np.random.default_rng(seed).permutation(len(x))
+    parts = np.array_split(order, folds)
+    n_fit = len(x) - max(len(p) for p in parts)
+    room = n_fit - max(len(np.unique(identities)), len(np.unique(attributes)))
+    sizes = [s for s in PCA_SIZES if s <= room] or [max(room, 1)]
+    scores = {}
+    for size in sizes:
+        accs = []
+        for part in parts:
+            rest = np.setdiff1d(order, part)
+            model = fit(x[rest], identities[rest], attributes[rest], size)
+            z_fit, z_val = (x[rest] - model.mean) @ model.pca, (x[part] - model.mean) @ model.pca
+            for w, y in ((model.identity, identities), (model.attribute, attributes)):
+                accs.append(_nearest_mean_accuracy(z_fit @ w, y[rest], z_val @ w, y[part]))
+        scores[size] = float(np.mean(accs))
+    return max(scores, key=scores.get), scores
+
+
+def linear_features(
+    images: Sequence[np.ndarray], identities: np.ndarray, attributes: np.ndarray, fit_rows: np.ndarray, size: int = 32
+) -> np.ndarray:
+    """Features of every image from a linear model fitted on the `fit_rows` (training) images only."""
+    x = pixels(images, size)
+    fit_rows = np.asarray(fit_rows)
+    ids, attrs = np.asarray(identities)[fit_rows], np.asarray(attributes)[fit_rows]
+    pca_size, _ = choose_pca_size(x[fit_rows], ids, attrs)
+    return fit(x[fit_rows], ids, attrs, pca_size).transform(x)

@@ -1,0 +1,71 @@
+"""The PCA + LDA baseline on hand-made data whose answers are known."""
+
+import numpy as np
+
+from facearith import evaluate, index, linear, synthetic
+from facearith.arithmetic import normalize
+from facearith.data import build_table, load_images
+
+
+def _faces(rng, n_id=5, n_attr=4, per_pair=4, dim=120, nuisance=20.0):
+    """x = identity code + attribute code + a strong random nuisance in a few shared directions + noise."""
+    ident_code = rng.normal(size=(n_id, dim))
+    attr_code = rng.normal(size=(n_attr, dim))
+    nuisance_dirs = rng.normal(size=(3, dim))
+    rows, ids, attrs = [], [], []
+    for i in range(n_id):
+        for a in range(n_attr):
+            for _ in range(per_pair):
+                shake = rng.normal(size=3) * nuisance
+                rows.append(ident_code[i] + attr_code[a] + shake @ nuisance_dirs + rng.normal(size=dim) * 0.1)
+                ids.append(f"p{i}")
+                attrs.append(f"e{a}")
+    return np.array(rows), np.array(ids), np.array(attrs)
+
+
+def _scores(feats, ids, attrs):
+    """Composition and transfer top-1 among the held-out (last per pair) rows, label vectors from them too."""
+    held = np.arange(len(ids)) % 4 == 3
+    idx = evaluate.Indexed(feats[held], ids[held], attrs[held], index.ExactSearcher(feats[held]))
+    comp = evaluate.composition_records(idx, evaluate.all_pairs(ids[held], attrs[held]), 1).top1.mean()
+    n = int(held.sum())
+    tran = evaluate.transfer_records(idx, feats[held], ids[held], attrs[held], np.arange(n), k=1).top1.mean()
+    return comp, tran
+
+
+def test_lda_removes_a_strong_nuisance_and_composes_held_out_rows():
+    x, ids, attrs = _faces(np.random.default_rng(0))
+    fit_rows = np.arange(len(ids)) % 4 != 3  # three of four images per pair train; the fourth is held out
+    size, scores = linear.choose_pca_size(x[fit_rows], ids[fit_rows], attrs[fit_rows])
+    assert size in scores and scores[size] == max(scores.values()) and scores[size] > 0.95
+    model = linear.fit(x[fit_rows], ids[fit_rows], attrs[fit_rows], size)
+    assert model.identity.shape[1] == 4 and model.attribute.shape[1] == 3  # classes - 1 directions each
+    feats = model.transform(x)
+    assert feats.min() >= 0 and np.allclose(np.linalg.norm(feats, axis=1), 1, atol=1e-5)
+    assert _scores(feats, ids, attrs) == (1.0, 1.0)
+    # the same rows as raw vectors: the nuisance dominates and arithmetic fails
+    raw_comp, raw_tran = _scores(normalize(np.concatenate([np.maximum(x, 0), np.maximum(-x, 0)], 1)), ids, attrs)
+    assert raw_comp < 0.6 and raw_tran < 0.6
+
+
+def test_the_baseline_is_fitted_on_the_training_images_only(tmp_path):
+    synthetic.generate(tmp_path, persons=3, images_per_pair=3, size=48, seed=0)
+    table, _ = build_table(tmp_path)
+    images = load_images(table.path.tolist())
+    fit_rows = (table.repeat == 1).to_numpy()
+    ids, attrs = table.identity.to_numpy(), table.attribute.to_numpy()
+    a = linear.linear_features(images, ids, attrs, fit_rows)
+    noisy = [img if keep else np.random.default_rng(i).integers(0, 255, img.shape, dtype=np.uint8)
+             for i, (img, keep) in enumerate(zip(images, fit_rows, strict=True))]  # fmt: skip
+    b = linear.linear_features(noisy, ids, attrs, fit_rows)
+    assert np.array_equal(a[fit_rows], b[fit_rows])  # held-out images changed nothing in the fitted model
+    assert not np.array_equal(a[~fit_rows], b[~fit_rows])
+    assert a.shape == (63, 2 * (2 + 6))  # (persons - 1) + (expressions - 1) directions, each split by sign
+
+
+def test_pca_sizes_leave_lda_room():
+    x, ids, attrs = _faces(np.random.default_rng(1), per_pair=2)
+    size, scores = linear.choose_pca_size(x, ids, attrs, folds=5)
+    # 40 images, folds of 8: 32 to fit, 5 identities -> at most 27 components
+    assert max(scores) <= 27 and size == max(scores, key=scores.get)
+    assert linear.choose_pca_size(x, ids, attrs, folds=5) == (size, scores)  # seeded
