@@ -237,3 +237,36 @@ def test_the_folder_source_stage_names_the_files_it_did_not_copy(tmp_path, cwd):
     assert "1 files in" in proc.stdout and "are not images and were not copied: ['notes.txt']" in proc.stdout
     assert "data: 2 images from 'folder'" in proc.stdout
     assert sorted(p.name for p in (cwd / "data/raw").iterdir()) == ["alice_smile_1.png", "bob_frown_1.png"]
+
+
+def _pairs_table(counts: dict[tuple[str, str], int]):
+    import pandas as pd
+
+    rows, image_id = [], 0
+    for (who, mood), n in counts.items():
+        for rep in range(1, n + 1):
+            image_id += 1
+            rows.append((f"{who}.{mood}{rep}.{image_id}.tiff", who, mood, rep, image_id))
+    return pd.DataFrame(rows, columns=data.TABLE_COLUMNS)
+
+
+def test_split_modes_on_a_tiny_table():
+    counts = {("A", "HA"): 3, ("A", "SA"): 2, ("B", "HA"): 1, ("B", "SA"): 4}
+    table = _pairs_table(counts)
+    # seed: exactly today's one image per pair, the lowest repeat
+    seed = data.split(table, "seed")
+    assert list(seed) == list(data.select_one_per_pair(table))
+    assert sorted(table[seed].repeat) == [1, 1, 1, 1] and seed.sum() == 4
+    # images: one held out per pair that has two or more, all others train; no image in both splits
+    images = data.split(table, "images", seed=0)
+    held = table[~images]
+    assert sorted(zip(held.identity, held.attribute, strict=True)) == [("A", "HA"), ("A", "SA"), ("B", "SA")]
+    assert images.sum() == len(table) - 3 and images.dtype == bool
+    # seeded: the same seed draws the same images, other seeds draw others
+    assert list(images) == list(data.split(table, "images", seed=0))
+    draws = {tuple(data.split(table, "images", seed=s)) for s in range(20)}
+    assert len(draws) > 1
+    # independent of the table's row order
+    shuffled = table.sample(frac=1, random_state=1)
+    assert set(shuffled[data.split(shuffled, "images", seed=0)].path) == set(table[images].path)
+    assert data.split(table, "all").all()

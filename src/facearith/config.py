@@ -60,8 +60,9 @@ class DataParams:
 
 @dataclass(frozen=True)
 class PrepareParams:
-    one_per_pair: bool
-    pattern: str
+    split: str = _choices("seed", "images", "all")
+    seed: int = field()
+    pattern: str = field()
 
 
 @dataclass(frozen=True)

@@ -223,7 +223,7 @@ def build_table(raw_dir: str | os.PathLike, pattern: str = DEFAULT_PATTERN) -> t
     return pd.DataFrame(rows, columns=TABLE_COLUMNS), skipped
 
 
-def select_one_per_pair(table: pd.DataFrame) -> pd.Series:
+def select_one_per_pair(table: pd.DataFrame) -> np.ndarray:
     """The seed's choice: one image per (identity, attribute) pair, the lowest repeat, then the lowest id."""
     order = table.sort_values(["identity", "attribute", "repeat", "image_id"])
     first = order.groupby(["identity", "attribute"], sort=False).head(1).index
@@ -296,5 +296,23 @@ def materialise(p: DataParams, dest: str | os.PathLike, cache_dir: str | os.Path
 def prepare_table(raw_dir: str | os.PathLike, p: PrepareParams) -> tuple[pd.DataFrame, list[str]]:
     """The labelled table of `raw_dir` with the `selected` (training and indexed) rows, and the skipped names."""
     table, skipped = build_table(raw_dir, p.pattern)
-    table["selected"] = select_one_per_pair(table) if p.one_per_pair else True
+    table["selected"] = split(table, p.split, p.seed)
     return table, skipped
+
+
+def split(table: pd.DataFrame, mode: str, seed: int = 0) -> np.ndarray:
+    """Which rows train (True) and which are held out (False); see params.yaml's prepare.split."""
+    if mode == "seed":
+        return np.asarray(select_one_per_pair(table))
+    if mode == "all":
+        return np.ones(len(table), dtype=bool)
+    if mode != "images":
+        raise ValueError(f"unknown split {mode!r}")
+    rng = np.random.default_rng(seed)
+    train = np.ones(len(table), dtype=bool)
+    # pairs in sorted order, rows by (repeat, image id): the draw depends on the seed and the labels only
+    order = table.sort_values(["identity", "attribute", "repeat", "image_id"])
+    for _, rows in order.groupby(["identity", "attribute"], sort=True):
+        if len(rows) >= 2:
+            train[table.index.get_loc(rows.index[rng.integers(len(rows))])] = False
+    return train
