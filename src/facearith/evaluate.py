@@ -32,9 +32,14 @@ class Indexed:
     identities: np.ndarray
     attributes: np.ndarray
     searcher: Searcher
+    # where the label vectors come from: these rows (default), or a mask of them (e.g. only the rows whose pair
+    # the network trained on, so that a held-out pair's own images do not shape the query that asks for it)
+    vectors_from: np.ndarray | None = None
 
     def vectors(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        return label_vectors(self.features, self.identities), label_vectors(self.features, self.attributes)
+        rows = slice(None) if self.vectors_from is None else np.asarray(self.vectors_from, dtype=bool)
+        feats, ident, attr = self.features[rows], np.asarray(self.identities)[rows], np.asarray(self.attributes)[rows]
+        return label_vectors(feats, ident), label_vectors(feats, attr)
 
     def pairs(self) -> set[tuple[str, str]]:
         return set(all_pairs(self.identities, self.attributes))

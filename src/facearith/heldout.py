@@ -46,7 +46,7 @@ def heldout_pairs(
     row_fold = np.array([fold.get((i, a), -1) for i, a in zip(ident, attr, strict=True)])
     device = model.resolve_device(train_params.device)
     n_i, n_a = table.identity.nunique(), table.attribute.nunique()
-    comp, tran = [], []
+    comp, tran, unanswerable = [], [], 0
     for f in range(hp.folds):
         fit = sel & (row_fold != f)
         held = {p for p, g in fold.items() if g == f}
@@ -56,10 +56,15 @@ def heldout_pairs(
         train.train(net, fit_images, ident[fit], attr[fit], train_params, device, progress=False)
         sel_images = [images[i] for i in np.flatnonzero(sel)]
         feats = features.extract(net, sel_images, train_params.image_size, features_params.batch_size, device)
-        idx = evaluate.Indexed(feats, ident[sel], attr[sel], index.ExactSearcher(feats))
-        comp.append(evaluate.composition_records(idx, sorted(held), k))
-        # transfer from the person's images whose pairs were trained on, to the held-out pair
+        # label vectors from the trained pairs' images only: a held-out pair's own images must not shape its query
         src = np.array([(i, a) not in held for i, a in zip(ident[sel], attr[sel], strict=True)])
+        idx = evaluate.Indexed(feats, ident[sel], attr[sel], index.ExactSearcher(feats), vectors_from=src)
+        # a pair whose person or expression has no trained image left cannot be composed: counted apart
+        v_id, v_attr = idx.vectors()
+        askable = sorted(p for p in held if p[0] in v_id and p[1] in v_attr)
+        unanswerable += len(held) - len(askable)
+        comp.append(evaluate.composition_records(idx, askable, k))
+        # transfer from the person's images whose pairs were trained on, to the held-out pair
         tran.append(
             evaluate.transfer_records(
                 idx, feats[src], ident[sel][src], attr[sel][src], np.flatnonzero(src), k=k, only_targets=held
@@ -71,6 +76,6 @@ def heldout_pairs(
             torch.cuda.empty_cache()
     return {
         "folds": hp.folds,
-        "composition": evaluate.summarize(pd.concat(comp), k),
+        "composition": {**evaluate.summarize(pd.concat(comp), k), "unanswerable": unanswerable},
         "transfer": evaluate.summarize(pd.concat(tran), k),
     }
