@@ -31,14 +31,18 @@ def _min(low: float, why: str) -> Any:
 
 @dataclass(frozen=True)
 class SyntheticParams:
+    """data.synthetic: the embedded synthetic faces, drawn by the pipeline itself."""
+
     persons: int = _min(2, "at least 2 persons")
     images_per_pair: int = _min(1, "at least 1 image per pair")
     size: int = _min(32, "at least 32 px")
-    seed: int = field()
+    seed: int
 
 
 @dataclass(frozen=True)
 class JaffeParams:
+    """data.jaffe: where your copy of JAFFE comes from (a local archive or a download link) and its checksum."""
+
     url: str
     token_env: str
     archive: str
@@ -47,29 +51,37 @@ class JaffeParams:
 
 @dataclass(frozen=True)
 class FolderParams:
+    """data.folder: a folder of images whose names carry both labels."""
+
     path: str
 
 
 @dataclass(frozen=True)
 class DataParams:
+    """data: which raw image set the data stage materialises."""
+
     source: str = _choices("synthetic", "jaffe", "folder")
-    synthetic: SyntheticParams = field()
-    jaffe: JaffeParams = field()
-    folder: FolderParams = field()
+    synthetic: SyntheticParams
+    jaffe: JaffeParams
+    folder: FolderParams
 
 
 @dataclass(frozen=True)
 class PrepareParams:
+    """prepare: how file names become labels, and which images train."""
+
     split: str = _choices("seed", "images", "all")
-    seed: int = field()
-    pattern: str = field()
+    seed: int
+    pattern: str
 
 
 @dataclass(frozen=True)
 class ModelParams:
+    """model: the network and the embedding that is indexed."""
+
     arch: str = _choices("mobilenet_v2")
-    pretrained: bool = field()
-    weights: str = field()
+    pretrained: bool
+    weights: str
     embedding: str = _choices("seed", "split")
     dim: int = _min(2, "at least 2")
     pooling: str = _choices("median", "mean", "max")
@@ -77,6 +89,8 @@ class ModelParams:
 
 @dataclass(frozen=True)
 class AugmentParams:
+    """train.augment: the seed's augmentations; neutral values skip a step."""
+
     crop_scale: tuple[float, float]
     jitter: tuple[float, float, float, float]
     hflip: bool
@@ -91,23 +105,25 @@ class AugmentParams:
 
 @dataclass(frozen=True)
 class TrainParams:
+    """train: the training loop (sampler, optimiser, losses, input size, device)."""
+
     device: str = _choices("auto", "cpu", "cuda")
-    seed: int = field()
+    seed: int
     threads: int = _min(0, "0 (all cores) or more")
     workers: int = _min(0, "0 (augment in the training process) or more")
-    amp: bool = field()
+    amp: bool
     epochs: int = _min(0, "0 or more")
     sampler: str = _choices(*SAMPLERS)
     batch_size: int = _min(1, "at least 1")
     forward_chunk: int = _min(0, "0 (one pass per batch) or more")
-    lr: float = field()
+    lr: float
     weight_decay: float = _min(0, "0 or more")
     margin: float = _min(0, "0 or more")
-    ce_weight: float = field()
-    ce_scale: float = field()
-    recalibrate_bn: bool = field()
+    ce_weight: float
+    ce_scale: float
+    recalibrate_bn: bool
     image_size: int = _min(32, "at least 32 px: MobileNetV2 downsamples 32x")
-    augment: AugmentParams = field()
+    augment: AugmentParams
 
     def __post_init__(self) -> None:
         if self.lr <= 0:
@@ -116,13 +132,17 @@ class TrainParams:
 
 @dataclass(frozen=True)
 class FeaturesParams:
+    """features: feature extraction."""
+
     batch_size: int = _min(1, "at least 1")
 
 
 @dataclass(frozen=True)
 class HeldoutPairsParams:
+    """heldout_pairs: zero-shot composition in folds of held-out pairs (0: off)."""
+
     folds: int = _min(0, "0 (off) or more; 2 or more to hold pairs out")
-    seed: int = field()
+    seed: int
 
     def __post_init__(self) -> None:
         if self.folds == 1:
@@ -133,26 +153,34 @@ class HeldoutPairsParams:
 
 @dataclass(frozen=True)
 class CheckpointParams:
+    """checkpoint: the per-epoch checkpoint that lets an interrupted training resume."""
+
     path: str
     resume: bool
 
 
 @dataclass(frozen=True)
 class IndexParams:
+    """index: the NGT graph index (build and search settings)."""
+
     edge_size_for_creation: int = _min(1, "at least 1")
     edge_size_for_search: int = _min(1, "at least 1")
-    epsilon: float = field()
+    epsilon: float
 
 
 @dataclass(frozen=True)
 class EvaluateParams:
+    """evaluate: how many results count as a hit (k) and the seed's random-query protocol."""
+
     k: int = _min(1, "at least 1")
     seed_queries: int = _min(1, "at least 1")
-    seed: int = field()
+    seed: int
 
 
 @dataclass(frozen=True)
 class Params:
+    """The whole of params.yaml."""
+
     data: DataParams
     prepare: PrepareParams
     model: ModelParams
