@@ -25,7 +25,8 @@ def main(args) -> None:
     }
     result = evaluate.evaluate_all(feats, table, ngt, bases, ep.k, ep.seed_queries, ep.seed)
     write_json(args.out, result.metrics)
-    pictures.save_evaluation_plots(args.plots, result.records, pictures.gallery(table, images, feats, ngt, ep.k))
+    gallery = pictures.gallery(table, images, feats, index.ExactSearcher(feats[fit]), ep.k)
+    pictures.save_evaluation_plots(args.plots, result.records, gallery)
     print(evaluate.summary_line(result.metrics))
 
 

@@ -1,4 +1,4 @@
-"""Stage index: an NGT index of the selected images' features (object id = position among them)."""
+"""Stage index: an NGT index of every image's features, trained on or held out (object id = table row)."""
 
 import numpy as np
 
@@ -7,9 +7,11 @@ from facearith import config, data, index, runner
 
 def main(args) -> None:
     p = config.load(args.params).index
-    selected = np.load(args.features)[data.read_table(args.table)["selected"].to_numpy()]
-    index.build(selected, args.out, p.edge_size_for_creation, p.edge_size_for_search)
-    print(f"index: {len(selected)} vectors of {selected.shape[1]} dimensions in {args.out}")
+    feats = np.load(args.features)
+    if len(feats) != len(data.read_table(args.table)):
+        raise index.IndexMissingError(f"{args.features} does not match {args.table}; run `dvc repro features`")
+    index.build(feats, args.out, p.edge_size_for_creation, p.edge_size_for_search)
+    print(f"index: {len(feats)} vectors of {feats.shape[1]} dimensions in {args.out}")
 
 
 if __name__ == "__main__":

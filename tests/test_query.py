@@ -55,8 +55,9 @@ def test_composition_finds_the_pair(pipeline):
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0] == "BC + HA"
-    assert lines[1].split() == ["rank", "person", "expression", "distance", "path"]
+    assert lines[1].split() == ["rank", "person", "expression", "split", "distance", "path"]
     assert lines[2].split()[:3] == ["1", "BC", "HA"]
+    assert lines[2].split()[3] in {"train", "heldout"}
     assert len(lines) == 5
 
 
@@ -164,3 +165,14 @@ def test_written_pictures_get_normal_permissions(pipeline, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert out.stat().st_mode & 0o777 == 0o644
+
+
+def test_the_index_holds_every_image_and_results_say_their_split(pipeline):
+    # a held-out image (repeat 2 of a pair) queried as itself with its own expression comes back first
+    held = next((pipeline / "data/raw").glob("BG.SU2.*.tiff"))
+    proc = facearith(pipeline, "--image", str(held), "--plus", "SU", "--minus", "SU", "-k", "42", "--json")
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads(proc.stdout)["results"]
+    assert len(results) == 42  # 3 persons x 7 expressions x 2 images, trained on or held out
+    assert {r["split"] for r in results} == {"train", "heldout"}
+    assert results[0]["path"].endswith(held.name) and results[0]["split"] == "heldout"

@@ -9,7 +9,7 @@ from facearith.runner import guard
 
 
 def _table(results: list[dict]) -> str:
-    cols = ["rank", "person", "expression", "distance", "path"]
+    cols = ["rank", "person", "expression", "split", "distance", "path"]
     rows = [[str(r[c]) if c != "distance" else f"{r[c]:.4f}" for c in cols] for r in results]
     widths = [max(len(c), *(len(row[i]) for row in rows)) if rows else len(c) for i, c in enumerate(cols)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True))]

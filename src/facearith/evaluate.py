@@ -231,24 +231,39 @@ def evaluate_all(
     seed_queries: int,
     seed: int,
 ) -> Evaluation:
-    """Every protocol on the trained features (the indexed ones through `ngt`), the seed's protocol, NGT
-    against exact search, and every protocol on each baseline's features (exact search)."""
+    """Every protocol on the trained features, the seed's protocol, the gallery protocols through `ngt` (an
+    index of every image), NGT against exact search, and every protocol on each baseline's features."""
     from facearith.index import ExactSearcher
 
     sel = table["selected"].to_numpy()
     P, E = table.identity.to_numpy()[sel], table.attribute.to_numpy()[sel]
-    trained = protocols(feats, table, sel, k, ngt)
+    trained = protocols(feats, table, sel, k)
+    trained.update(gallery_protocols(feats, table, sel, k, ngt))
     metrics = nest(trained, k)
-    chosen = composition(ngt, feats[sel], P, E, seed_pairs(P, E, seed_queries, seed), 1)
+    chosen = composition(ExactSearcher(feats[sel]), feats[sel], P, E, seed_pairs(P, E, seed_queries, seed), 1)
     metrics["composition_seed"] = {"accuracy": chosen["top1"], "queries": chosen["queries"]}
-    idx = Indexed(feats[sel], P, E, ngt)
+    everything = Indexed(feats, table.identity.to_numpy(), table.attribute.to_numpy(), ngt, vectors_from=sel)
     queries = np.concatenate(
-        [composition_queries(idx, all_pairs(P, E)), transfer_queries(idx, feats[sel], P, E).vectors]
+        [composition_queries(everything, all_pairs(P, E)), transfer_queries(everything, feats[sel], P, E).vectors]
     )
-    metrics["ngt"] = recall(ngt, ExactSearcher(feats[sel]), queries, 10)
+    metrics["ngt"] = recall(ngt, ExactSearcher(feats), queries, 10)
     for name, base in baselines.items():
-        metrics[name] = nest(protocols(base, table, sel, k), k)
+        metrics[name] = nest({**protocols(base, table, sel, k), **gallery_protocols(base, table, sel, k)}, k)
     return Evaluation(metrics, trained)
+
+
+def gallery_protocols(feats: np.ndarray, table: pd.DataFrame, sel: np.ndarray, k: int, searcher=None) -> dict:
+    """Visual search over every image, trained on or held out: label vectors from the training images only;
+    composition of every pair, and transfer from every image to each other expression, the query image
+    excluded. A hit is any other image of the target pair."""
+    from facearith.index import ExactSearcher
+
+    P, E = table.identity.to_numpy(), table.attribute.to_numpy()
+    idx = Indexed(feats, P, E, searcher or ExactSearcher(feats), vectors_from=sel)
+    return {
+        "gallery.composition": composition_records(idx, all_pairs(P[sel], E[sel]), k),
+        "gallery.transfer": transfer_records(idx, feats, P, E, np.arange(len(P)), k=k),
+    }
 
 
 def per_label(records: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:

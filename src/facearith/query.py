@@ -18,7 +18,7 @@ class Pipeline:
     """What the last `dvc repro` produced, loaded once: the indexed rows, their features, the index."""
 
     root: Path
-    table: object  # pandas.DataFrame of the indexed (selected) rows, in index order
+    table: object  # pandas.DataFrame of every image, in index order (the index holds them all)
     features: np.ndarray
     searcher: index.NGTSearcher
     persons: dict[str, np.ndarray]
@@ -58,12 +58,14 @@ class Pipeline:
         feats = np.load(needed["features"])
         if len(feats) != len(table):
             raise QueryError(f"{needed['features']} does not match {needed['table']}; run `dvc repro`")
-        table, feats = table[mask].reset_index(drop=True), feats[mask]
         # the table's paths are relative to the pipeline's folder, which need not be the current one
         table["path"] = [p if os.path.isabs(p) else (root / p).as_posix() for p in table.path]
         searcher = index.NGTSearcher(root / paths["index"], epsilon)  # index.epsilon, as evaluate searches
-        persons = arithmetic.label_vectors(feats, table.identity.to_numpy())
-        expressions = arithmetic.label_vectors(feats, table.attribute.to_numpy())
+        if len(searcher) != len(table):
+            raise QueryError(f"{needed['index']} does not hold every image of {needed['table']}; run `dvc repro`")
+        # label vectors from the training images only; the search runs over every image, held out or not
+        persons = arithmetic.label_vectors(feats[mask], table.identity.to_numpy()[mask])
+        expressions = arithmetic.label_vectors(feats[mask], table.attribute.to_numpy()[mask])
         return cls(root, table, feats, searcher, persons, expressions, needed["model"])
 
     def vector(self, kind: str, name: str) -> np.ndarray:
@@ -111,6 +113,7 @@ class Pipeline:
                     "path": row.path,
                     "person": row.identity,
                     "expression": row.attribute,
+                    "split": "train" if row.selected else "heldout",
                     "distance": round(float(d), 6),
                 }
             )

@@ -20,6 +20,8 @@ PROTOCOLS = [
     ("transfer (trained images)", "transfer"),
     ("composition, held-out images", "heldout_images.composition"),
     ("transfer, held-out images", "heldout_images.transfer"),
+    ("composition, every image indexed", "gallery.composition"),
+    ("transfer, every image indexed", "gallery.transfer"),
 ]
 SYSTEMS = [
     ("network", ""),
