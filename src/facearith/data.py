@@ -303,7 +303,7 @@ def prepare_table(raw_dir: str | os.PathLike, p: PrepareParams) -> tuple[pd.Data
 def split(table: pd.DataFrame, mode: str, seed: int = 0) -> np.ndarray:
     """Which rows train (True) and which are held out (False); see params.yaml's prepare.split."""
     if mode == "seed":
-        return np.asarray(select_one_per_pair(table))
+        return select_one_per_pair(table)
     if mode == "all":
         return np.ones(len(table), dtype=bool)
     if mode != "images":

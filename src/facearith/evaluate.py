@@ -183,12 +183,12 @@ def recall(ngt: Searcher, exact: Searcher, queries: np.ndarray, k: int = 10) -> 
 # ---------------------------------------------------------------- the evaluate stage's protocols, all together
 
 
-def protocols(feats: np.ndarray, table: pd.DataFrame, sel: np.ndarray, k: int, searcher=None) -> dict:
-    """Composition and transfer on the selected rows, and on the held-out rows when there are any."""
+def protocols(feats: np.ndarray, table: pd.DataFrame, sel: np.ndarray, k: int) -> dict:
+    """Composition and transfer on the selected rows, and on the held-out rows when there are any (exact search)."""
     from facearith.index import ExactSearcher
 
     P, E = table.identity.to_numpy(), table.attribute.to_numpy()
-    idx = Indexed(feats[sel], P[sel], E[sel], searcher or ExactSearcher(feats[sel]))
+    idx = Indexed(feats[sel], P[sel], E[sel], ExactSearcher(feats[sel]))
     n = int(sel.sum())
     out = {
         "composition": composition_records(idx, all_pairs(P[sel], E[sel]), k),

@@ -47,6 +47,7 @@ def heldout_pairs(
     device = model.resolve_device(train_params.device)
     n_i, n_a = table.identity.nunique(), table.attribute.nunique()
     comp, tran, unanswerable = [], [], 0
+    sel_images = [images[i] for i in np.flatnonzero(sel)]
     for f in range(hp.folds):
         fit = sel & (row_fold != f)
         held = {p for p, g in fold.items() if g == f}
@@ -54,7 +55,6 @@ def heldout_pairs(
         net = model.build(model_params, n_i * n_a, n_i, n_a)
         fit_images = [images[i] for i in np.flatnonzero(fit)]
         train.train(net, fit_images, ident[fit], attr[fit], train_params, device, progress=False)
-        sel_images = [images[i] for i in np.flatnonzero(sel)]
         feats = features.extract(net, sel_images, train_params.image_size, features_params.batch_size, device)
         # label vectors from the trained pairs' images only: a held-out pair's own images must not shape its query
         src = np.array([(i, a) not in held for i, a in zip(ident[sel], attr[sel], strict=True)])
