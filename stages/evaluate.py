@@ -23,9 +23,9 @@ def main(args) -> None:
         "baseline_pixels": baselines.pixel_features(images),
         "baseline_linear": linear.linear_features(images, table.identity, table.attribute, fit),
     }
-    result = evaluate.evaluate_all(feats, table, ngt, bases, ep.k, ep.seed_queries, ep.seed)
+    result = evaluate.evaluate_all(feats, table, ngt, bases, ep.recall_at, ep.seed_queries, ep.seed)
     write_json(args.out, result.metrics)
-    gallery = pictures.gallery(table, images, feats, index.ExactSearcher(feats[fit]), ep.k)
+    gallery = pictures.gallery(table, images, feats, index.ExactSearcher(feats[fit]))
     pictures.save_evaluation_plots(args.plots, result.records, gallery)
     print(evaluate.summary_line(result.metrics))
 

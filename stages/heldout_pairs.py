@@ -14,7 +14,9 @@ def main(args) -> None:
         return
     table = data.read_table(args.table)
     images = data.load_images(table.path.tolist())
-    out = heldout.heldout_pairs(table, images, hp, params.model, params.train, params.features, params.evaluate.k)
+    out = heldout.heldout_pairs(
+        table, images, hp, params.model, params.train, params.features, params.evaluate.recall_at
+    )
     write_json(args.out, {"heldout_pairs": out})
     print(
         f"heldout_pairs: composition top1 {out['composition']['top1']:.3f}, transfer top1 "

@@ -270,3 +270,34 @@ def test_split_modes_on_a_tiny_table():
     shuffled = table.sample(frac=1, random_state=1)
     assert set(shuffled[data.split(shuffled, "images", seed=0)].path) == set(table[images].path)
     assert data.split(table, "all").all()
+
+
+def test_pairs_split_holds_out_whole_pairs_in_seeded_folds():
+    import pytest
+
+    from facearith.errors import ConfigError
+
+    counts = {(p, e): 1 + (i + j) % 3 for i, p in enumerate("ABCD") for j, e in enumerate(("HA", "SA", "SU", "NE"))}
+    table = _pairs_table(counts)
+    pair = list(zip(table.identity, table.attribute, strict=True))
+    held_pairs = []
+    for fold in range(4):
+        train = data.split(table, "pairs", seed=0, folds=4, fold=fold)
+        assert train.dtype == bool
+        trained = {p for p, t in zip(pair, train, strict=True) if t}
+        held = {p for p, t in zip(pair, train, strict=True) if not t}
+        assert not trained & held  # a pair is wholly trained or wholly held out: every one of its images
+        assert len(held) == 4  # 16 pairs in 4 folds
+        held_pairs.append(held)
+    # the folds cover every pair exactly once
+    assert sorted(p for h in held_pairs for p in h) == sorted(set(pair))
+    assert list(data.split(table, "pairs", seed=0, folds=4, fold=1)) == list(
+        data.split(table, "pairs", seed=0, folds=4, fold=1)
+    )
+    assert {tuple(data.split(table, "pairs", seed=s, folds=4, fold=0)) for s in range(10)} != {
+        tuple(data.split(table, "pairs", seed=0, folds=4, fold=0))
+    }
+    with pytest.raises(ConfigError, match="prepare.fold is 4"):
+        data.split(table, "pairs", seed=0, folds=4, fold=4)
+    with pytest.raises(ConfigError, match="prepare.folds is 17"):
+        data.split(table, "pairs", seed=0, folds=17, fold=0)

@@ -4,7 +4,7 @@ from collections import Counter
 
 import yaml
 
-from facearith.heldout import fold_of_pairs
+from facearith.data import fold_of_pairs
 
 from .conftest import ROOT, stage_cmd
 from .test_pipeline import TINY, _merge

@@ -48,7 +48,7 @@ def test_composition_on_an_additive_set_is_perfect(tmp_path):
     pairs = evaluate.all_pairs(ids, attrs)
     assert len(pairs) == 12
     for searcher in (index.NGTSearcher(tmp_path / "idx"), index.ExactSearcher(feats)):
-        result = evaluate.composition(searcher, feats, ids, attrs, pairs, k=5)
+        result = evaluate.composition(searcher, feats, ids, attrs, pairs, ks=(1, 5))
         assert result == {"top1": 1.0, "top5": 1.0, "queries": 12}
 
 
@@ -56,8 +56,11 @@ def test_composition_counts_misses():
     feats, ids, attrs = _additive_set()
     wrong = attrs.copy()
     wrong[[0, 1]] = wrong[[1, 0]]  # the indexed labels of two items are swapped: those two queries miss at rank 1
-    result = evaluate.composition(index.ExactSearcher(feats), feats, ids, wrong, evaluate.all_pairs(ids, wrong), k=1)
+    result = evaluate.composition(
+        index.ExactSearcher(feats), feats, ids, wrong, evaluate.all_pairs(ids, wrong), ks=(1, 2)
+    )
     assert result["top1"] == 10 / 12
+    assert 10 / 12 <= result["top2"] <= 1.0
 
 
 def test_seed_pairs_are_fixed_by_the_seed():
@@ -78,14 +81,14 @@ def test_missing_index_is_a_clear_error(tmp_path):
 def test_transfer_on_an_additive_set_is_perfect_and_excludes_the_query():
     feats, ids, attrs = _additive_set(persons=4, exprs=3)
     idx = evaluate.Indexed(feats, ids, attrs, index.ExactSearcher(feats))
-    rec = evaluate.transfer_records(idx, feats, ids, attrs, np.arange(len(feats)), k=2)
+    rec = evaluate.transfer_records(idx, feats, ids, attrs, np.arange(len(feats)), depth=2)
     assert len(rec) == 12 * 2  # every image to each of the 2 other expressions
-    assert rec.top1.all() and rec.topk.all()
+    assert rec.top1.all() and (rec["rank"] == 1).all()
     assert (rec.first_id != np.repeat(np.arange(12), 2)).all()  # the query image itself never counts
     assert set(zip(rec.identity, rec.from_attribute, rec.attribute, strict=True)) == {
         (f"p{i}", f"e{a}", f"e{b}") for i in range(4) for a in range(3) for b in range(3) if a != b
     }
-    assert evaluate.summarize(rec, 2) == {"top1": 1.0, "top2": 1.0, "queries": 24}
+    assert evaluate.summarize(rec, (1, 2)) == {"top1": 1.0, "top2": 1.0, "queries": 24}
 
 
 def test_transfer_to_a_pair_that_is_not_indexed_is_not_asked():
@@ -97,7 +100,7 @@ def test_transfer_to_a_pair_that_is_not_indexed_is_not_asked():
     only = evaluate.transfer_records(idx, feats, ids, attrs, only_targets={("p1", "e0")})
     assert set(zip(only.identity, only.attribute, strict=True)) == {("p1", "e0")} and len(only) == 2
     empty = evaluate.transfer_records(idx, feats, ids, attrs, only_targets={("p0", "e2")})
-    assert evaluate.summarize(empty, 5) == {"top1": None, "top5": None, "queries": 0}
+    assert evaluate.summarize(empty, (1, 5)) == {"top1": None, "top5": None, "queries": 0}
 
 
 def test_a_transfer_that_lands_on_the_wrong_face_is_a_miss():
@@ -107,7 +110,7 @@ def test_a_transfer_that_lands_on_the_wrong_face_is_a_miss():
     a, b = np.flatnonzero((ids == "p0") & (attrs == "e1"))[0], np.flatnonzero((ids == "p1") & (attrs == "e1"))[0]
     lab[a], lab[b] = "p1", "p0"
     idx = evaluate.Indexed(feats, lab, attrs, index.ExactSearcher(feats))
-    rec = evaluate.transfer_records(idx, feats, lab, attrs, np.arange(len(feats)), k=1)
+    rec = evaluate.transfer_records(idx, feats, lab, attrs, np.arange(len(feats)), depth=1)
     row = rec[(rec.identity == "p0") & (rec.attribute == "e1")].iloc[0]
     assert not row.top1 and row.found_identity == "p1"
 
@@ -120,3 +123,40 @@ def test_ngt_recall_against_exact(tmp_path):
     assert r["queries"] == 50 and r["recall_at_1"] == 1.0 and r["recall_at_10"] >= 0.95
     shuffled = index.ExactSearcher(vecs[::-1])  # ids no longer agree: recall must drop
     assert evaluate.recall(index.NGTSearcher(tmp_path / "idx"), shuffled, vecs[:50], 10)["recall_at_1"] < 0.1
+
+
+def test_held_out_queries_take_their_label_vectors_from_the_training_images():
+    import pandas as pd
+
+    # training images one-hot per pair; the held-out images carry the *other* expression's look. Label vectors
+    # built from the held-out images would fit those images and find every pair (top1 1.0); built from the
+    # training images, as a user's would be, every composition lands on the swapped image (top1 0.0)
+    eye = np.eye(4, dtype=np.float32)
+    ident = np.array(["A", "A", "B", "B"] * 2)
+    attr = np.array(["x", "y", "x", "y"] * 2)
+    feats = np.concatenate([eye, eye[[1, 0, 3, 2]]])
+    sel = np.array([True] * 4 + [False] * 4)
+    table = pd.DataFrame({"identity": ident, "attribute": attr})
+    out = evaluate.nest(evaluate.protocols(feats, table, sel, 2), (1, 2))
+    assert out["composition"]["top1"] == 1.0
+    held = out["heldout_images"]
+    assert held["composition"]["top1"] == 0.0 and held["composition"]["queries"] == 4
+    # transfer from a held-out image: f - v(own) + v(other) with training vectors, among held-out images only
+    assert held["transfer"]["queries"] == 4
+    leaky = evaluate.Indexed(feats[~sel], ident[~sel], attr[~sel], index.ExactSearcher(feats[~sel]))
+    assert (
+        evaluate.summarize(evaluate.composition_records(leaky, evaluate.all_pairs(ident, attr), 1), (1,))["top1"] == 1.0
+    )
+
+
+def test_held_out_pairs_whose_labels_never_trained_are_not_composed():
+    import pandas as pd
+
+    feats = np.eye(6, dtype=np.float32)
+    ident = np.array(["A", "A", "B", "B", "C", "C"])
+    attr = np.array(["x", "y", "x", "y", "x", "y"])
+    sel = np.array([True, True, True, True, False, False])  # person C has no training image
+    table = pd.DataFrame({"identity": ident, "attribute": attr})
+    out = evaluate.nest(evaluate.protocols(feats, table, sel, 1), (1,))
+    assert out["heldout_images"]["composition"] == {"top1": None, "queries": 0}
+    assert out["heldout_images"]["transfer"]["queries"] == 0

@@ -29,7 +29,7 @@ def _scores(feats, ids, attrs):
     idx = evaluate.Indexed(feats[held], ids[held], attrs[held], index.ExactSearcher(feats[held]))
     comp = evaluate.composition_records(idx, evaluate.all_pairs(ids[held], attrs[held]), 1).top1.mean()
     n = int(held.sum())
-    tran = evaluate.transfer_records(idx, feats[held], ids[held], attrs[held], np.arange(n), k=1).top1.mean()
+    tran = evaluate.transfer_records(idx, feats[held], ids[held], attrs[held], np.arange(n), depth=1).top1.mean()
     return comp, tran
 
 

@@ -70,8 +70,10 @@ class DataParams:
 class PrepareParams:
     """prepare: how file names become labels, and which images train."""
 
-    split: str = _choices("seed", "images", "all")
+    split: str = _choices("seed", "images", "pairs", "all")
     seed: int
+    folds: int = _min(2, "at least 2")
+    fold: int = _min(0, "0 or more")
     pattern: str
 
 
@@ -170,9 +172,9 @@ class IndexParams:
 
 @dataclass(frozen=True)
 class EvaluateParams:
-    """evaluate: how many results count as a hit (k) and the seed's random-query protocol."""
+    """evaluate: the K of Recall@K (a hit among the first K results) and the seed's random-query protocol."""
 
-    k: int = _min(1, "at least 1")
+    recall_at: tuple[int, ...]
     seed_queries: int = _min(1, "at least 1")
     seed: int
 
@@ -200,6 +202,15 @@ def _type_name(kind: Any) -> str:
 def _value(raw: Any, kind: Any, key: str, meta: Any) -> Any:
     if dataclasses.is_dataclass(kind):
         return build(kind, raw, key)
+    if typing.get_origin(kind) is tuple and typing.get_args(kind)[1:] == (Ellipsis,):
+        # a list of positive integers, any length (e.g. evaluate.recall_at)
+        if not (
+            isinstance(raw, (list, tuple))
+            and raw
+            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in raw)
+        ):
+            raise ConfigError(f"params: '{key}' must be a non-empty list of positive integers, got {raw!r}")
+        return tuple(sorted(set(raw)))
     if typing.get_origin(kind) is tuple:
         n = len(typing.get_args(kind))
         if not (

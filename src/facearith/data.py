@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from facearith.errors import DataError
+from facearith.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -296,16 +296,33 @@ def materialise(p: DataParams, dest: str | os.PathLike, cache_dir: str | os.Path
 def prepare_table(raw_dir: str | os.PathLike, p: PrepareParams) -> tuple[pd.DataFrame, list[str]]:
     """The labelled table of `raw_dir` with the `selected` (training and indexed) rows, and the skipped names."""
     table, skipped = build_table(raw_dir, p.pattern)
-    table["selected"] = split(table, p.split, p.seed)
+    table["selected"] = split(table, p.split, p.seed, p.folds, p.fold)
     return table, skipped
 
 
-def split(table: pd.DataFrame, mode: str, seed: int = 0) -> np.ndarray:
-    """Which rows train (True) and which are held out (False); see params.yaml's prepare.split."""
+def fold_of_pairs(pairs: list[tuple[str, str]], folds: int, seed: int) -> dict[tuple[str, str], int]:
+    """Each pair in exactly one of `folds` folds, sizes differing by at most one, drawn with `seed`."""
+    order = np.random.default_rng(seed).permutation(len(pairs))
+    return {pairs[j]: i % folds for i, j in enumerate(order)}
+
+
+def split(table: pd.DataFrame, mode: str, seed: int = 0, folds: int = 5, fold: int = 0) -> np.ndarray:
+    """Which rows train (True) and which are held out (False); see params.yaml's prepare.split.
+
+    pairs: the (identity, attribute) pairs fall into `folds` seeded folds; every image of fold `fold`'s pairs
+    is held out (zero-shot: the network never sees the pair it is asked for)."""
     if mode == "seed":
         return select_one_per_pair(table)
     if mode == "all":
         return np.ones(len(table), dtype=bool)
+    if mode == "pairs":
+        pairs = sorted({(str(i), str(a)) for i, a in zip(table.identity, table.attribute, strict=True)})
+        if not 2 <= folds <= len(pairs):
+            raise ConfigError(f"prepare.folds is {folds}; it must be between 2 and the number of pairs ({len(pairs)})")
+        if not 0 <= fold < folds:
+            raise ConfigError(f"prepare.fold is {fold}; with prepare.folds {folds} it must be 0 to {folds - 1}")
+        held = {p for p, f in fold_of_pairs(pairs, folds, seed).items() if f == fold}
+        return np.array([(str(i), str(a)) not in held for i, a in zip(table.identity, table.attribute, strict=True)])
     if mode != "images":
         raise ValueError(f"unknown split {mode!r}")
     rng = np.random.default_rng(seed)

@@ -35,14 +35,30 @@ class Indexed:
     # where the label vectors come from: these rows (default), or a mask of them (e.g. only the rows whose pair
     # the network trained on, so that a held-out pair's own images do not shape the query that asks for it)
     vectors_from: np.ndarray | None = None
+    # or given outright: (identity vectors, attribute vectors) of images that are not in this index at all, e.g.
+    # the training images when only held-out images are searched
+    given_vectors: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = None
 
     def vectors(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        if self.given_vectors is not None:
+            return self.given_vectors
         rows = slice(None) if self.vectors_from is None else np.asarray(self.vectors_from, dtype=bool)
         feats, ident, attr = self.features[rows], np.asarray(self.identities)[rows], np.asarray(self.attributes)[rows]
         return label_vectors(feats, ident), label_vectors(feats, attr)
 
     def pairs(self) -> set[tuple[str, str]]:
         return set(all_pairs(self.identities, self.attributes))
+
+    def askable_pairs(self) -> list[tuple[str, str]]:
+        """The indexed pairs that can be composed: both labels have a vector (with training images behind it)."""
+        id_vecs, attr_vecs = self.vectors()
+        return [(i, a) for i, a in all_pairs(self.identities, self.attributes) if i in id_vecs and a in attr_vecs]
+
+    def known_rows(self) -> np.ndarray:
+        """Rows whose identity and attribute both have a vector: the images a transfer can start from."""
+        id_vecs, attr_vecs = self.vectors()
+        pairs = zip(np.asarray(self.identities).astype(str), np.asarray(self.attributes).astype(str), strict=True)
+        return np.flatnonzero([i in id_vecs and a in attr_vecs for i, a in pairs])
 
 
 def all_pairs(identities: np.ndarray, attributes: np.ndarray) -> list[tuple[str, str]]:
@@ -58,17 +74,18 @@ def seed_pairs(identities: np.ndarray, attributes: np.ndarray, n: int, seed: int
 
 
 def _records(
-    idx: Indexed, queries: np.ndarray, targets: Sequence[tuple[str, str]], k: int, exclude: Sequence[int] | None
+    idx: Indexed, queries: np.ndarray, targets: Sequence[tuple[str, str]], depth: int, exclude: Sequence[int] | None
 ) -> pd.DataFrame:
-    """Search, drop each query's own image (`exclude`, -1 for none), and score against the target pairs."""
-    ids, _ = idx.searcher.search(queries, k + (exclude is not None))
+    """Search `depth` deep, drop each query's own image (`exclude`, -1 for none: it never counts as its own hit),
+    and score against the target pairs: `rank` is the 1-based place of the first hit, 0 when none is found."""
+    ids, _ = idx.searcher.search(queries, depth + (exclude is not None))
     if exclude is not None:
-        kept = np.full((len(ids), k), -1, dtype=np.int64)
+        kept = np.full((len(ids), depth), -1, dtype=np.int64)
         for q, row in enumerate(ids):
-            row = row[row != exclude[q]][:k]
+            row = row[row != exclude[q]][:depth]
             kept[q, : len(row)] = row
         ids = kept
-    ids = ids[:, :k]
+    ids = ids[:, :depth]
     ident = np.asarray(idx.identities).astype(str)
     attr = np.asarray(idx.attributes).astype(str)
     want_i = np.array([t[0] for t in targets])[:, None]
@@ -83,7 +100,7 @@ def _records(
             "found_identity": np.where(ids[:, 0] >= 0, ident[first], ""),
             "found_attribute": np.where(ids[:, 0] >= 0, attr[first], ""),
             "top1": hit[:, 0],
-            "topk": hit.any(axis=1),
+            "rank": np.where(hit.any(axis=1), hit.argmax(axis=1) + 1, 0),
             "first_id": ids[:, 0],
         }
     )
@@ -94,8 +111,10 @@ def composition_queries(idx: Indexed, pairs: Sequence[tuple[str, str]]) -> np.nd
     return np.stack([compose([id_vecs[i], attr_vecs[a]]) for i, a in pairs])
 
 
-def composition_records(idx: Indexed, pairs: Sequence[tuple[str, str]], k: int = 5) -> pd.DataFrame:
-    return _records(idx, composition_queries(idx, pairs), pairs, k, exclude=None)
+def composition_records(idx: Indexed, pairs: Sequence[tuple[str, str]], depth: int = 10) -> pd.DataFrame:
+    if not pairs:
+        return _empty()
+    return _records(idx, composition_queries(idx, pairs), pairs, depth, exclude=None)
 
 
 @dataclass
@@ -137,26 +156,29 @@ def transfer_queries(
     return tq
 
 
-def transfer_records(idx: Indexed, *args, k: int = 5, **kwargs) -> pd.DataFrame:
+def transfer_records(idx: Indexed, *args, depth: int = 10, **kwargs) -> pd.DataFrame:
     """Transfer hits for the queries `transfer_queries(idx, *args, **kwargs)` builds."""
     tq = transfer_queries(idx, *args, **kwargs)
     if not tq.targets:
         return _empty()
-    out = _records(idx, tq.vectors, tq.targets, k, tq.exclude)
+    out = _records(idx, tq.vectors, tq.targets, depth, tq.exclude)
     out.insert(2, "from_attribute", tq.sources)
     return out
 
 
 def _empty() -> pd.DataFrame:
-    cols = ["identity", "attribute", "found_identity", "found_attribute", "top1", "topk", "first_id"]
-    return pd.DataFrame({c: pd.Series(dtype=bool if c in ("top1", "topk") else object) for c in cols})
+    cols = ["identity", "attribute", "found_identity", "found_attribute", "top1", "rank", "first_id"]
+    kinds = {"top1": bool, "rank": np.int64}
+    return pd.DataFrame({c: pd.Series(dtype=kinds.get(c, object)) for c in cols})
 
 
-def summarize(records: pd.DataFrame, k: int) -> dict[str, float | int]:
-    """top1, top{k} and the number of queries; an empty protocol reports 0 queries and null rates."""
+def summarize(records: pd.DataFrame, ks: Sequence[int]) -> dict[str, float | int | None]:
+    """Recall@K for each K in `ks` (as top1, top5, ...: a hit among the first K results) and the number of
+    queries; an empty protocol reports 0 queries and null rates. K beyond the search depth would be wrong."""
     if len(records) == 0:
-        return {"top1": None, f"top{k}": None, "queries": 0}
-    return {"top1": float(records.top1.mean()), f"top{k}": float(records.topk.mean()), "queries": len(records)}
+        return {**{f"top{k}": None for k in ks}, "queries": 0}
+    rank = records["rank"].to_numpy()
+    return {**{f"top{k}": float(((rank >= 1) & (rank <= k)).mean()) for k in ks}, "queries": len(records)}
 
 
 def composition(
@@ -165,10 +187,11 @@ def composition(
     identities: np.ndarray,
     attributes: np.ndarray,
     pairs: Sequence[tuple[str, str]],
-    k: int = 5,
-) -> dict[str, float | int]:
+    ks: Sequence[int] = (1, 5, 10),
+) -> dict[str, float | int | None]:
     """Composition hit rates for `pairs` over the indexed `features` (label vectors from them too)."""
-    return summarize(composition_records(Indexed(features, identities, attributes, searcher), pairs, k), k)
+    idx = Indexed(features, identities, attributes, searcher)
+    return summarize(composition_records(idx, pairs, max(ks)), ks)
 
 
 def recall(ngt: Searcher, exact: Searcher, queries: np.ndarray, k: int = 10) -> dict[str, float]:
@@ -183,28 +206,31 @@ def recall(ngt: Searcher, exact: Searcher, queries: np.ndarray, k: int = 10) -> 
 # ---------------------------------------------------------------- the evaluate stage's protocols, all together
 
 
-def protocols(feats: np.ndarray, table: pd.DataFrame, sel: np.ndarray, k: int) -> dict:
-    """Composition and transfer on the selected rows, and on the held-out rows when there are any (exact search)."""
+def protocols(feats: np.ndarray, table: pd.DataFrame, sel: np.ndarray, depth: int) -> dict:
+    """Composition and transfer among the training images, and among the held-out images when there are any
+    (exact search). Held-out queries take their label vectors from the training images only: a user's
+    v(person) and v(expression) come from what was trained on, never from the images searched."""
     from facearith.index import ExactSearcher
 
     P, E = table.identity.to_numpy(), table.attribute.to_numpy()
     idx = Indexed(feats[sel], P[sel], E[sel], ExactSearcher(feats[sel]))
     n = int(sel.sum())
     out = {
-        "composition": composition_records(idx, all_pairs(P[sel], E[sel]), k),
-        "transfer": transfer_records(idx, feats[sel], P[sel], E[sel], np.arange(n), k=k),
+        "composition": composition_records(idx, all_pairs(P[sel], E[sel]), depth),
+        "transfer": transfer_records(idx, feats[sel], P[sel], E[sel], np.arange(n), depth=depth),
     }
     held = ~sel
     if held.any():
-        hidx = Indexed(feats[held], P[held], E[held], ExactSearcher(feats[held]))
-        out["heldout_images.composition"] = composition_records(hidx, all_pairs(P[held], E[held]), k)
+        hidx = Indexed(feats[held], P[held], E[held], ExactSearcher(feats[held]), given_vectors=idx.vectors())
+        rows = hidx.known_rows()
+        out["heldout_images.composition"] = composition_records(hidx, hidx.askable_pairs(), depth)
         out["heldout_images.transfer"] = transfer_records(
-            hidx, feats[held], P[held], E[held], np.arange(int(held.sum())), k=k
+            hidx, feats[held][rows], P[held][rows], E[held][rows], rows, depth=depth
         )
     return out
 
 
-def nest(records: dict[str, pd.DataFrame], k: int) -> dict:
+def nest(records: dict[str, pd.DataFrame], ks: Sequence[int]) -> dict:
     """{'a.b': records} to {'a': {'b': summary}}, the shape of metrics/eval.json."""
     out: dict = {}
     for key, rec in records.items():
@@ -212,7 +238,7 @@ def nest(records: dict[str, pd.DataFrame], k: int) -> dict:
         *head, last = key.split(".")
         for h in head:
             node = node.setdefault(h, {})
-        node[last] = summarize(rec, k)
+        node[last] = summarize(rec, ks)
     return out
 
 
@@ -227,7 +253,7 @@ def evaluate_all(
     table: pd.DataFrame,
     ngt: Searcher,
     baselines: dict[str, np.ndarray],
-    k: int,
+    ks: Sequence[int],
     seed_queries: int,
     seed: int,
 ) -> Evaluation:
@@ -237,10 +263,11 @@ def evaluate_all(
 
     sel = table["selected"].to_numpy()
     P, E = table.identity.to_numpy()[sel], table.attribute.to_numpy()[sel]
-    trained = protocols(feats, table, sel, k)
-    trained.update(gallery_protocols(feats, table, sel, k, ngt))
-    metrics = nest(trained, k)
-    chosen = composition(ExactSearcher(feats[sel]), feats[sel], P, E, seed_pairs(P, E, seed_queries, seed), 1)
+    depth = max(ks)
+    trained = protocols(feats, table, sel, depth)
+    trained.update(gallery_protocols(feats, table, sel, depth, ngt))
+    metrics = nest(trained, ks)
+    chosen = composition(ExactSearcher(feats[sel]), feats[sel], P, E, seed_pairs(P, E, seed_queries, seed), (1,))
     metrics["composition_seed"] = {"accuracy": chosen["top1"], "queries": chosen["queries"]}
     everything = Indexed(feats, table.identity.to_numpy(), table.attribute.to_numpy(), ngt, vectors_from=sel)
     queries = np.concatenate(
@@ -248,21 +275,22 @@ def evaluate_all(
     )
     metrics["ngt"] = recall(ngt, ExactSearcher(feats), queries, 10)
     for name, base in baselines.items():
-        metrics[name] = nest({**protocols(base, table, sel, k), **gallery_protocols(base, table, sel, k)}, k)
+        metrics[name] = nest({**protocols(base, table, sel, depth), **gallery_protocols(base, table, sel, depth)}, ks)
     return Evaluation(metrics, trained)
 
 
-def gallery_protocols(feats: np.ndarray, table: pd.DataFrame, sel: np.ndarray, k: int, searcher=None) -> dict:
+def gallery_protocols(feats: np.ndarray, table: pd.DataFrame, sel: np.ndarray, depth: int, searcher=None) -> dict:
     """Visual search over every image, trained on or held out: label vectors from the training images only;
-    composition of every pair, and transfer from every image to each other expression, the query image
-    excluded. A hit is any other image of the target pair."""
+    composition of every pair that has both labels trained, and transfer from every such image to each other
+    expression, the query image excluded. A hit is any other image of the target pair."""
     from facearith.index import ExactSearcher
 
     P, E = table.identity.to_numpy(), table.attribute.to_numpy()
     idx = Indexed(feats, P, E, searcher or ExactSearcher(feats), vectors_from=sel)
+    rows = idx.known_rows()
     return {
-        "gallery.composition": composition_records(idx, all_pairs(P[sel], E[sel]), k),
-        "gallery.transfer": transfer_records(idx, feats, P, E, np.arange(len(P)), k=k),
+        "gallery.composition": composition_records(idx, idx.askable_pairs(), depth),
+        "gallery.transfer": transfer_records(idx, feats[rows], P[rows], E[rows], rows, depth=depth),
     }
 
 

@@ -15,12 +15,6 @@ from facearith.config import FeaturesParams, HeldoutPairsParams, ModelParams, Tr
 from facearith.errors import ConfigError
 
 
-def fold_of_pairs(pairs: list[tuple[str, str]], folds: int, seed: int) -> dict[tuple[str, str], int]:
-    """Each pair in exactly one fold, sizes differing by at most one."""
-    order = np.random.default_rng(seed).permutation(len(pairs))
-    return {pairs[j]: i % folds for i, j in enumerate(order)}
-
-
 def heldout_pairs(
     table: pd.DataFrame,
     images: Sequence[np.ndarray],
@@ -28,21 +22,21 @@ def heldout_pairs(
     model_params: ModelParams,
     train_params: TrainParams,
     features_params: FeaturesParams,
-    k: int,
+    ks: Sequence[int],
 ) -> dict:
     """metrics/heldout_pairs.json's content: composition and transfer summaries over all folds."""
     if hp.folds == 0:
         return {"folds": 0}
     import torch
 
-    from facearith import evaluate, features, index, model, train
+    from facearith import data, evaluate, features, index, model, train
 
     sel = table["selected"].to_numpy()
     ident, attr = table.identity.to_numpy(), table.attribute.to_numpy()
     pairs = evaluate.all_pairs(ident[sel], attr[sel])
     if hp.folds > len(pairs):
         raise ConfigError(f"heldout_pairs.folds is {hp.folds} but there are only {len(pairs)} pairs")
-    fold = fold_of_pairs(pairs, hp.folds, hp.seed)
+    fold = data.fold_of_pairs(pairs, hp.folds, hp.seed)
     row_fold = np.array([fold.get((i, a), -1) for i, a in zip(ident, attr, strict=True)])
     device = model.resolve_device(train_params.device)
     n_i, n_a = table.identity.nunique(), table.attribute.nunique()
@@ -63,11 +57,11 @@ def heldout_pairs(
         v_id, v_attr = idx.vectors()
         askable = sorted(p for p in held if p[0] in v_id and p[1] in v_attr)
         unanswerable += len(held) - len(askable)
-        comp.append(evaluate.composition_records(idx, askable, k))
+        comp.append(evaluate.composition_records(idx, askable, max(ks)))
         # transfer from the person's images whose pairs were trained on, to the held-out pair
         tran.append(
             evaluate.transfer_records(
-                idx, feats[src], ident[sel][src], attr[sel][src], np.flatnonzero(src), k=k, only_targets=held
+                idx, feats[src], ident[sel][src], attr[sel][src], np.flatnonzero(src), depth=max(ks), only_targets=held
             )
         )
         print(f"heldout_pairs: fold {f + 1}/{hp.folds}: composition top1 {comp[-1].top1.mean():.3f}")
@@ -76,6 +70,6 @@ def heldout_pairs(
             torch.cuda.empty_cache()
     return {
         "folds": hp.folds,
-        "composition": {**evaluate.summarize(pd.concat(comp), k), "unanswerable": unanswerable},
-        "transfer": evaluate.summarize(pd.concat(tran), k),
+        "composition": {**evaluate.summarize(pd.concat(comp), ks), "unanswerable": unanswerable},
+        "transfer": evaluate.summarize(pd.concat(tran), ks),
     }

@@ -108,7 +108,7 @@ def confusion_chart(target: Sequence[str], found: Sequence[str], title: str, xla
     return fig
 
 
-def gallery(table, images: Sequence[np.ndarray], feats: np.ndarray, searcher, k: int, n: int = 3) -> Image.Image:
+def gallery(table, images: Sequence[np.ndarray], feats: np.ndarray, searcher, k: int = 5, n: int = 3) -> Image.Image:
     """A few composition queries and a few transfers over the indexed rows, each followed by its top k; hits
     framed green."""
     from facearith import evaluate
