@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 # stage commands (`python stages/...`) and dvc resolve to the project's environment
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: venv repro test lint format bench compare results docs-check clean
+.PHONY: venv repro test lint format bench compare results grid docs-check clean
 
 venv: $(VENV)/.installed
 
@@ -35,6 +35,18 @@ compare: venv
 
 # the README's results table, from the committed metrics
 results: venv
+	$(PY) -m facearith.report
+
+# the README's mean +- sd tables: 3 training seeds each for the synthetic and JAFFE defaults, and JAFFE's 5
+# zero-shot folds of pairs, as DVC experiments (`dvc exp run --queue`, `dvc queue start`), then collected from
+# `dvc exp show --json` into results/grid.json and rendered. About 25 minutes on 2 CPU cores.
+JAFFE ?= ../shared/data/jaffe/jaffedbase.zip
+JAFFE_SET := -S data.source=jaffe -S 'data.jaffe.archive="$(abspath $(JAFFE))"'
+grid: venv
+	$(PY) -m facearith.grid run synthetic
+	$(PY) -m facearith.grid run jaffe $(JAFFE_SET)
+	$(PY) -m facearith.grid run jaffe-pairs $(JAFFE_SET) -S prepare.split=pairs --vary prepare.fold=0,1,2,3,4
+	$(PY) -m facearith.grid collect
 	$(PY) -m facearith.report
 
 # every command in the README, in order, in a fresh copy with a fresh .venv (about 10 minutes)

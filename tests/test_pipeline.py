@@ -129,3 +129,17 @@ def test_stage_errors_are_one_clear_line(repo):
     proc = subprocess.run(stage_cmd("data"), cwd=repo, env=env, capture_output=True, text=True)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "request access" in proc.stderr and not (repo / "data/raw").exists()
+
+
+def test_grid_runs_seeds_through_the_dvc_queue_and_collects_them(repo):
+    _run([sys.executable, "-m", "facearith.grid", "run", "tiny", "--vary", "train.seed=0,1"], repo)
+    _run([sys.executable, "-m", "facearith.grid", "collect", "--out", "grid.json"], repo)
+    runs = json.loads((repo / "grid.json").read_text())["runs"]
+    assert [(r["name"], r["group"], r["params"]["train"]["seed"]) for r in runs] == [
+        ("tiny-seed0", "tiny", 0),
+        ("tiny-seed1", "tiny", 1),
+    ]
+    assert all(r["eval"]["heldout_images"]["composition"]["queries"] > 0 for r in runs)
+    assert all(r["train"]["epochs"] == 1 and r["machine"] for r in runs)
+    # the experiments ran in the queue, not in the workspace: params.yaml is untouched
+    assert yaml.safe_load((repo / "params.yaml").read_text())["train"]["seed"] == 0

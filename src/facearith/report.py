@@ -1,7 +1,10 @@
-"""The README's results table, generated from the committed metrics so that no figure in it is typed by hand.
+"""The README's results tables, generated so that no figure in them is typed by hand.
 
-`python -m facearith.report` rewrites the table between the README's markers; `--check` only says whether
-it is current (the tests run that).
+- between `<!-- results:begin/end -->`: the committed `dvc repro` (metrics/eval.json, metrics/train.json);
+- between `<!-- grid:begin/end -->`: mean +- sd over the seeds (or folds) of each experiment group in
+  results/grid.json, which `python -m facearith.grid collect` writes from `dvc exp show --json`.
+
+`python -m facearith.report` rewrites both; `--check` only says whether they are current (the tests run that).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+GRID_BEGIN, GRID_END = "<!-- grid:begin -->", "<!-- grid:end -->"
 
 # (row label, key path in metrics/eval.json)
 PROTOCOLS = [
@@ -66,12 +70,61 @@ def results_table(evaluation: dict[str, Any], training: dict[str, Any], params: 
     return "\n".join(lines)
 
 
-def render(readme: str, table: str) -> str:
-    if BEGIN not in readme or END not in readme:
-        raise ValueError(f"the README has no '{BEGIN}' ... '{END}' markers for the results table")
-    head, rest = readme.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{BEGIN}\n{table}\n{END}{tail}"
+def render(readme: str, table: str, begin: str = BEGIN, end: str = END) -> str:
+    if begin not in readme or end not in readme:
+        raise ValueError(f"the README has no '{begin}' ... '{end}' markers for a generated table")
+    head, rest = readme.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{begin}\n{table}\n{end}{tail}"
+
+
+# (row label, key path in metrics/eval.json) of the grid tables: what was never trained on
+GRID_PROTOCOLS = [
+    ("composition, held-out images: top-1", "heldout_images.composition.top1"),
+    ("composition, held-out images: top-5", "heldout_images.composition.top5"),
+    ("composition, held-out images: top-10", "heldout_images.composition.top10"),
+    ("transfer, held-out images: top-1", "heldout_images.transfer.top1"),
+    ("composition, every image indexed: top-1", "gallery.composition.top1"),
+    ("transfer, every image indexed: top-1", "gallery.transfer.top1"),
+]
+
+
+def _mean_sd(values: list[Any]) -> str:
+    from facearith.grid import mean_sd
+
+    got = mean_sd(values)
+    return "-" if got is None else f"{got[0]:.3f} +- {got[1]:.3f}"
+
+
+def grid_tables(runs: list[dict[str, Any]]) -> str:
+    """One table per experiment group: each protocol's mean +- sd over the group's runs, for the network and
+    each baseline, and what varied, the data, the training time and the CPU."""
+    from facearith.grid import get, groups
+
+    if not runs:
+        return "No experiment grid has been collected yet (`make grid`)."
+    parts = []
+    for name, members in groups(runs).items():
+        first = members[0]
+        varied = ", ".join(str(r["value"]) for r in members)
+        seconds = _mean_sd([get(r["train"], "seconds") for r in members])
+        split = get(first["params"], "prepare.split")
+        held = _mean_sd([get(r["eval"], "heldout_images.composition.queries") for r in members])
+        parts += [
+            f"**{name}**: data `{get(first['params'], 'data.source')}`, split `{split}`, "
+            f"{len(members)} runs ({first['vary']} {varied}), {held.split(' ')[0]} held-out composition queries "
+            f"per run; training {seconds} s per run on {first['machine'] or 'an unrecorded CPU'}.",
+            "",
+            "| protocol (mean +- sd) | " + " | ".join(n for n, _ in SYSTEMS) + " |",
+            "| --- |" + " --- |" * len(SYSTEMS),
+        ]
+        for label, key in GRID_PROTOCOLS:
+            cells = [_mean_sd([get(r["eval"], prefix + key) for r in members]) for _, prefix in SYSTEMS]
+            if all(c == "-" for c in cells):
+                continue
+            parts.append(f"| {label} | " + " | ".join(cells) + " |")
+        parts.append("")
+    return "\n".join(parts).rstrip()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,9 +143,13 @@ def main(argv: list[str] | None = None) -> int:
     readme_path = root / "README.md"
     readme = readme_path.read_text()
     new = render(readme, table)
+    grid_path = root / "results/grid.json"
+    if GRID_BEGIN in readme:
+        runs = json.loads(grid_path.read_text())["runs"] if grid_path.exists() else []
+        new = render(new, grid_tables(runs), GRID_BEGIN, GRID_END)
     if args.check:
         if new != readme:
-            print(f"{readme_path}: the results table is not current; run `make results`", file=sys.stderr)
+            print(f"{readme_path}: the results tables are not current; run `make results`", file=sys.stderr)
             return 1
         return 0
     if new != readme:

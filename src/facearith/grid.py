@@ -1,0 +1,199 @@
+"""Seeds (or folds) as a DVC experiment grid, and the numbers the README's tables are made of.
+
+python -m facearith.grid run NAME [-S key=value ...] [--vary train.seed=0,1,2]
+    queues one `dvc exp run --queue` per value of the varied key (named NAME-seed0, NAME-seed1, ...),
+    then `dvc queue start` and waits for each to finish;
+python -m facearith.grid collect [--out results/grid.json]
+    reads `dvc exp show --json` and keeps every experiment named like that: its group, the varied value,
+    its params and metrics, and the CPU that ran it. DVC keeps experiments as local git refs, so this
+    file is what is committed; `python -m facearith.report` renders the README's tables from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import re
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+GRID_FILE = "results/grid.json"
+# NAME-seed0, NAME-fold3: the group, and which key varied with which value
+NAME = re.compile(r"^(?P<group>[A-Za-z0-9_.]+(?:-[A-Za-z0-9_.]+)*?)-(?P<key>seed|fold)(?P<value>\d+)$")
+VARY_LABELS = {"train.seed": "seed", "prepare.fold": "fold"}
+
+
+def experiment_names(group: str, key: str, values: Sequence[str]) -> list[str]:
+    if key not in VARY_LABELS:
+        raise ValueError(f"--vary: {key!r} cannot be varied here; allowed: {', '.join(VARY_LABELS)}")
+    return [f"{group}-{VARY_LABELS[key]}{v}" for v in values]
+
+
+def queue_commands(group: str, overrides: Sequence[str], key: str, values: Sequence[str]) -> list[list[str]]:
+    """One `dvc exp run --queue` per value; -f replaces an earlier experiment of the same name."""
+    sets = [a for o in overrides for a in ("-S", o)]
+    return [
+        ["dvc", "exp", "run", "--queue", "-f", "-n", name, *sets, "-S", f"{key}={v}"]
+        for name, v in zip(experiment_names(group, key, values), values, strict=True)
+    ]
+
+
+def _walk(node: Any) -> list[dict]:
+    """Every experiment record in `dvc exp show --json` output (baselines and their experiments)."""
+    found = []
+    if isinstance(node, dict):
+        if isinstance(node.get("data"), dict) and "metrics" in node["data"]:
+            found.append(node)
+        for value in node.values():
+            found += _walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            found += _walk(value)
+    return found
+
+
+def _data(files: dict[str, Any], name: str) -> dict[str, Any]:
+    return ((files or {}).get(name) or {}).get("data") or {}
+
+
+def collect(shown: Any, machine: str = "") -> list[dict[str, Any]]:
+    """The grid's experiments from `dvc exp show --json` output: the newest of each name, sorted."""
+    runs: dict[str, dict[str, Any]] = {}
+    for record in _walk(shown):
+        name = record.get("name") or ""
+        match = NAME.match(name)
+        if not match or record.get("error"):
+            continue
+        data = record["data"]
+        run = {
+            "name": name,
+            "group": match["group"],
+            "vary": match["key"],
+            "value": int(match["value"]),
+            "rev": record.get("rev"),
+            "timestamp": data.get("timestamp"),
+            "params": _data(data.get("params"), "params.yaml"),
+            "train": _data(data.get("metrics"), "metrics/train.json"),
+            "eval": _data(data.get("metrics"), "metrics/eval.json"),
+            "machine": machine,
+        }
+        if not run["eval"]:
+            continue
+        if name not in runs or (run["timestamp"] or "") > (runs[name]["timestamp"] or ""):
+            runs[name] = run
+    return sorted(runs.values(), key=lambda r: (r["group"], r["value"]))
+
+
+def machine_description() -> str:
+    """The CPU, as `lscpu` would name it, with its widest vector unit (it changes trained models)."""
+    model, flags = platform.processor() or platform.machine(), ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and model in ("", platform.machine()):
+                model = line.split(":", 1)[1].strip()
+            if line.startswith("flags") and not flags:
+                flags = line
+    except OSError:
+        pass
+    vector = "AVX-512" if " avx512f" in flags else "AVX2" if " avx2" in flags else ""
+    return ", ".join(x for x in (model, f"{os.cpu_count()} cores", vector) if x)
+
+
+def get(tree: Any, dotted: str) -> Any:
+    for key in dotted.split("."):
+        if not isinstance(tree, dict) or key not in tree:
+            return None
+        tree = tree[key]
+    return tree
+
+
+def mean_sd(values: Sequence[float | None]) -> tuple[float, float, int] | None:
+    """Mean and sample standard deviation (0 for a single value) of the values present."""
+    xs = [float(v) for v in values if v is not None]
+    if not xs:
+        return None
+    m = sum(xs) / len(xs)
+    sd = math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0
+    return m, sd, len(xs)
+
+
+def groups(runs: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for run in runs:
+        out.setdefault(run["group"], []).append(run)
+    return out
+
+
+def _run(cmd: list[str]) -> None:
+    print("$ " + " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True)
+
+
+def queue_states(status_text: str, names: Sequence[str]) -> dict[str, str]:
+    """Each name's state in `dvc queue status` output (Queued, Running, Success, Failed, ...)."""
+    states = {}
+    for line in status_text.splitlines():
+        cells = line.split()
+        for name in names:
+            if name in cells:
+                states[name] = cells[-1]
+    return states
+
+
+def wait_for(names: Sequence[str], poll_s: float = 5.0) -> dict[str, str]:
+    """Block until no experiment of `names` is queued or running; report each as it ends."""
+    import time
+
+    reported: set[str] = set()
+    while True:
+        text = subprocess.run(["dvc", "queue", "status"], check=True, capture_output=True, text=True).stdout
+        states = queue_states(text, names)
+        for name, state in states.items():
+            if state not in ("Queued", "Running") and name not in reported:
+                print(f"grid: {name}: {state}", flush=True)
+                reported.add(name)
+        if all(states.get(n) not in ("Queued", "Running", None) for n in names):
+            return states
+        time.sleep(poll_s)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="queue and run one experiment per value of the varied key")
+    run.add_argument("group", help="the experiments' common name, e.g. jaffe")
+    run.add_argument("-S", "--set-param", dest="overrides", action="append", default=[], help="key=value")
+    run.add_argument("--vary", default="train.seed=0,1,2", help="key=v1,v2,... (default: train.seed=0,1,2)")
+    col = sub.add_parser("collect", help="write the grid's experiments to a JSON file")
+    col.add_argument("--out", default=GRID_FILE)
+    args = ap.parse_args(argv)
+    if args.command == "run":
+        key, _, values = args.vary.partition("=")
+        cmds = queue_commands(args.group, args.overrides, key, [v for v in values.split(",") if v])
+        for cmd in cmds:
+            _run(cmd)
+        _run(["dvc", "queue", "start", "--jobs", "1"])
+        names = experiment_names(args.group, key, [v for v in values.split(",") if v])
+        failed = [n for n, state in wait_for(names).items() if state != "Success"]
+        for name in failed:
+            subprocess.run(["dvc", "queue", "logs", name])
+        if failed:
+            print(f"grid: {', '.join(failed)} failed (their logs are above)", file=sys.stderr)
+        return 1 if failed else 0
+    shown = json.loads(subprocess.run(["dvc", "exp", "show", "--json", "-A"], check=True, capture_output=True).stdout)
+    runs = collect(shown, machine_description())
+    from facearith.fsutil import write_json
+
+    write_json(args.out, {"runs": runs})
+    print(f"grid: {len(runs)} experiments in {len(groups(runs))} groups -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

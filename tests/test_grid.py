@@ -1,0 +1,124 @@
+"""The experiment grid: names, queue commands, collecting `dvc exp show --json`, mean +- sd, the README tables."""
+
+import json
+import math
+
+import pytest
+
+from facearith import grid, report
+
+
+def _record(name, seed, comp, rev="abc", error=None, ts="2026-11-27T10:00:00"):
+    return {
+        "rev": rev,
+        "name": name,
+        "error": error,
+        "data": {
+            "timestamp": ts,
+            "params": {
+                "params.yaml": {
+                    "data": {"data": {"source": "jaffe"}, "prepare": {"split": "images"}, "train": {"seed": seed}}
+                }
+            },
+            "metrics": {
+                "metrics/train.json": {"data": {"seconds": 50.0 + seed}},
+                "metrics/eval.json": {
+                    "data": {
+                        "heldout_images": {"composition": {"top1": comp, "top5": 1.0, "queries": 70}},
+                        "baseline_linear": {"heldout_images": {"composition": {"top1": 0.9, "top5": 1.0}}},
+                    }
+                },
+            },
+        },
+    }
+
+
+def test_names_and_queue_commands():
+    assert grid.experiment_names("jaffe", "train.seed", ["0", "1"]) == ["jaffe-seed0", "jaffe-seed1"]
+    cmds = grid.queue_commands("jaffe-pairs", ["data.source=jaffe"], "prepare.fold", ["0", "4"])
+    assert cmds[1] == [
+        "dvc",
+        "exp",
+        "run",
+        "--queue",
+        "-f",
+        "-n",
+        "jaffe-pairs-fold4",
+        "-S",
+        "data.source=jaffe",
+        "-S",
+        "prepare.fold=4",
+    ]
+    with pytest.raises(ValueError, match="train.epochs"):
+        grid.experiment_names("x", "train.epochs", ["1"])
+
+
+def test_collect_keeps_the_grid_newest_first_and_skips_others():
+    shown = [
+        {"rev": "workspace", "name": None, "data": _record("", 0, 0.1)["data"], "error": None, "experiments": None},
+        {
+            "rev": "f00",
+            "name": "main",
+            "data": _record("", 0, 0.1)["data"],
+            "error": None,
+            "experiments": [
+                {"revs": [_record("jaffe-seed1", 1, 0.8)]},
+                {"revs": [_record("jaffe-seed0", 0, 0.6, ts="2026-11-27T09:00:00")]},
+                {"revs": [_record("jaffe-seed0", 0, 0.7, ts="2026-11-27T11:00:00")]},  # the newer run wins
+                {"revs": [_record("jaffe-seed2", 2, 0.9, error={"msg": "failed"})]},  # failed: left out
+                {"revs": [_record("tried-something", 0, 0.5)]},  # not a grid name
+                {"revs": [_record("jaffe-pairs-fold3", 0, 0.4)]},
+            ],
+        },
+    ]
+    runs = grid.collect(shown, machine="test CPU")
+    assert [(r["group"], r["vary"], r["value"]) for r in runs] == [
+        ("jaffe", "seed", 0),
+        ("jaffe", "seed", 1),
+        ("jaffe-pairs", "fold", 3),
+    ]
+    assert runs[0]["eval"]["heldout_images"]["composition"]["top1"] == 0.7
+    assert runs[0]["machine"] == "test CPU" and runs[0]["params"]["train"]["seed"] == 0
+
+
+def test_mean_sd():
+    m, sd, n = grid.mean_sd([0.6, 0.8, None])
+    assert (round(m, 6), round(sd, 6), n) == (0.7, round(math.sqrt(0.02), 6), 2)
+    assert grid.mean_sd([0.5]) == (0.5, 0.0, 1) and grid.mean_sd([None]) is None
+
+
+def test_grid_tables_render_mean_and_sd_per_group(tmp_path):
+    runs = grid.collect([{"experiments": [{"revs": [_record("jaffe-seed0", 0, 0.6), _record("jaffe-seed1", 1, 0.8)]}]}])
+    text = report.grid_tables(runs)
+    assert "**jaffe**: data `jaffe`, split `images`, 2 runs (seed 0, 1)" in text
+    row = next(line for line in text.splitlines() if line.startswith("| composition, held-out images: top-1"))
+    assert "0.700 +- 0.141" in row and "0.900 +- 0.000" in row  # network, then PCA + LDA
+    assert "50.500 +- 0.707" in text
+    assert report.grid_tables([]).startswith("No experiment grid")
+    # the README's grid block is rewritten from results/grid.json, and --check notices when it is stale
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results/grid.json").write_text(json.dumps({"runs": runs}))
+    for name in ("metrics/eval.json", "metrics/train.json"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(json.dumps({}))
+    (tmp_path / "params.yaml").write_text("data: {source: synthetic}\n")
+    readme = "# x\n<!-- results:begin -->\n<!-- results:end -->\n<!-- grid:begin -->\nold\n<!-- grid:end -->\n"
+    (tmp_path / "README.md").write_text(readme)
+    assert report.main(["--root", str(tmp_path), "--check"]) == 1
+    assert report.main(["--root", str(tmp_path)]) == 0
+    assert "0.700 +- 0.141" in (tmp_path / "README.md").read_text()
+    assert report.main(["--root", str(tmp_path), "--check"]) == 0
+
+
+def test_queue_states_read_dvc_queue_status():
+    text = (
+        "Task     Name          Created    Status\n"
+        "a1b2c3d  jaffe-seed0   10:00 AM   Success\n"
+        "d4e5f6a  jaffe-seed1   10:00 AM   Running\n"
+        "0a1b2c3  jaffe-seed10  10:00 AM   Queued\n"
+        "\nWorker status: 1 active, 0 idle\n"
+    )
+    assert grid.queue_states(text, ["jaffe-seed0", "jaffe-seed1", "jaffe-seed2"]) == {
+        "jaffe-seed0": "Success",
+        "jaffe-seed1": "Running",
+    }
