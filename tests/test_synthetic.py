@@ -34,3 +34,17 @@ def test_each_image_has_its_own_nuisance(tmp_path):
     first, second = (data.load_gray(p) for p in sorted(tmp_path.glob("*.AN*.tiff")))
     # the same person and expression drawn twice still differ (pose, light, noise)
     assert np.abs(first.astype(int) - second.astype(int)).mean() > 5
+
+
+def test_nuisance_scales_how_much_two_draws_of_a_pair_differ(tmp_path):
+    def spread(nuisance):
+        folder = tmp_path / str(nuisance)
+        synthetic.generate(folder, persons=2, images_per_pair=2, size=64, seed=0, nuisance=nuisance)
+        diffs = []
+        for pair in {p.name.split(".")[0] + "." + p.name.split(".")[1][:2] for p in folder.iterdir()}:
+            a, b = (data.load_gray(p).astype(int) for p in sorted(folder.glob(f"{pair}*.tiff")))
+            diffs.append(np.abs(a - b).mean())
+        return float(np.mean(diffs))
+
+    # with no nuisance only the expression's strength varies between draws: nearly the same picture
+    assert spread(0.0) < 3 < spread(0.5) < spread(1.0)

@@ -36,6 +36,7 @@ class SyntheticParams:
     persons: int = _min(2, "at least 2 persons")
     images_per_pair: int = _min(1, "at least 1 image per pair")
     size: int = _min(32, "at least 32 px")
+    nuisance: float = _min(0.0, "0 or more")
     seed: int
 
 

@@ -285,7 +285,7 @@ def materialise(p: DataParams, dest: str | os.PathLike, cache_dir: str | os.Path
 
         s = p.synthetic
         with atomic_dir(dest) as tmp:
-            return synthetic.generate(tmp, s.persons, s.images_per_pair, s.size, s.seed), []
+            return synthetic.generate(tmp, s.persons, s.images_per_pair, s.size, s.seed, s.nuisance), []
     if p.source == "folder":
         return copy_folder(p.folder.path, dest)
     j = p.jaffe

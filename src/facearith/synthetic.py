@@ -71,14 +71,17 @@ def random_identity(rng: np.random.Generator) -> Identity:
     )
 
 
-def draw_face(ident: Identity, expression: str, rng: np.random.Generator, size: int = 128) -> Image.Image:
-    """One grey face of `ident` showing `expression`, with this draw's own nuisance."""
+def draw_face(
+    ident: Identity, expression: str, rng: np.random.Generator, size: int = 128, nuisance: float = 1.0
+) -> Image.Image:
+    """One grey face of `ident` showing `expression`, with this draw's own nuisance; `nuisance` scales every
+    nuisance range (background, pose, scale, shift, blur, lighting, noise): 0 draws aligned, clean faces."""
     s = 4 * size  # draw large, then downsample, for smooth edges
     curve, open_, width, tilt, lift, eye_open = _EXPRESSION_SHAPES[expression]
-    k = rng.uniform(0.75, 1.2)  # how strongly this image shows the expression
+    k = rng.uniform(0.85, 1.15)  # how strongly this image shows the expression
     curve, open_, tilt, lift = curve * k, open_ * k, tilt * k, lift * k
     eye_open = 1 + (eye_open - 1) * k
-    bg = int(rng.uniform(60, 200))
+    bg = int(130 + rng.uniform(-70, 70) * nuisance)
     img = Image.new("L", (s, s), bg)
     d = ImageDraw.Draw(img)
     cx, cy = s / 2, s / 2
@@ -109,9 +112,9 @@ def draw_face(ident: Identity, expression: str, rng: np.random.Generator, size: 
         d.ellipse([ex - er, ey - h, ex + er, ey + h], fill=235)
         d.ellipse([ex - er * 0.45, ey - min(h, er * 0.45), ex + er * 0.45, ey + min(h, er * 0.45)], fill=25)
         # brows: the inner end moves with tilt, both with lift
-        by = ey - er * (1.6 + 0.9 * lift)
-        inner = (ex - side * er * 1.1, by + tilt * er * 0.9)
-        outer = (ex + side * er * 1.3, by - tilt * er * 0.3)
+        by = ey - er * (1.6 + 1.4 * lift)
+        inner = (ex - side * er * 1.1, by + tilt * er * 1.6)
+        outer = (ex + side * er * 1.3, by - tilt * er * 0.5)
         d.line([inner, outer], fill=dark, width=max(2, int(ident.brow_thick * fw)))
     # nose
     ny = ey + fh * ident.nose_len
@@ -120,15 +123,17 @@ def draw_face(ident: Identity, expression: str, rng: np.random.Generator, size: 
     my = top + fh * ident.mouth_y
     mw = fw * 0.22 * width
     xs = np.linspace(-1, 1, 25)
-    upper = [(cx + x * mw, my - curve * fh * 0.06 * (1 - x * x) - open_ * fh * 0.02) for x in xs]
-    lower = [(cx + x * mw, my - curve * fh * 0.06 * (1 - x * x) + open_ * fh * 0.09 * (1 - x * x)) for x in xs]
+    # a smile (curve > 0) lifts the corners: the middle sits lower than the ends (image y grows downwards)
+    upper = [(cx + x * mw, my + curve * fh * 0.1 * (1 - x * x) - open_ * fh * 0.02) for x in xs]
+    lower = [(cx + x * mw, my + curve * fh * 0.1 * (1 - x * x) + open_ * fh * 0.12 * (1 - x * x)) for x in xs]
     if open_ > 0.12:
         d.polygon(upper + lower[::-1], fill=30)
     d.line(upper, fill=max(0, ident.skin - 90), width=max(2, int(0.012 * s)))
     # nuisance: pose, scale, shift, then lighting and noise
-    angle = rng.uniform(-10, 10)
-    scale = rng.uniform(0.88, 1.1)
-    shift = rng.uniform(-0.06, 0.06, size=2) * s
+    n = nuisance
+    angle = rng.uniform(-10, 10) * n
+    scale = 1 + rng.uniform(-0.12, 0.1) * n
+    shift = rng.uniform(-0.06, 0.06, size=2) * s * n
     img = img.rotate(angle, resample=Image.BILINEAR, fillcolor=bg)
     a = 1 / scale
     img = img.transform(
@@ -138,17 +143,23 @@ def draw_face(ident: Identity, expression: str, rng: np.random.Generator, size: 
         resample=Image.BILINEAR,
         fillcolor=bg,
     )
-    img = img.filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 2.5))).resize((size, size), Image.LANCZOS)
+    img = img.filter(ImageFilter.GaussianBlur(0.5 + rng.uniform(0, 2) * n)).resize((size, size), Image.LANCZOS)
     arr = np.asarray(img, dtype=np.float32)
     theta = rng.uniform(0, 2 * math.pi)
     yy, xx = np.mgrid[-1 : 1 : size * 1j, -1 : 1 : size * 1j]
-    arr = arr * rng.uniform(0.75, 1.2) + rng.uniform(-40, 40) * (np.cos(theta) * xx + np.sin(theta) * yy)
-    arr = arr + rng.normal(0, rng.uniform(3, 12), size=arr.shape)
+    gain = 1 + rng.uniform(-0.25, 0.2) * n
+    arr = arr * gain + rng.uniform(-40, 40) * n * (np.cos(theta) * xx + np.sin(theta) * yy)
+    arr = arr + rng.normal(0, rng.uniform(3, 12) * n, size=arr.shape)
     return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), mode="L")
 
 
 def generate(
-    dest: str | os.PathLike, persons: int = 10, images_per_pair: int = 3, size: int = 128, seed: int = 0
+    dest: str | os.PathLike,
+    persons: int = 10,
+    images_per_pair: int = 3,
+    size: int = 128,
+    seed: int = 0,
+    nuisance: float = 1.0,
 ) -> list[str]:
     """Write persons x 7 expressions x images_per_pair TIFFs named like JAFFE (`PERSON.EXPRn.ID.tiff`)."""
     dest = Path(dest)
@@ -162,7 +173,7 @@ def generate(
             for repeat in range(1, images_per_pair + 1):
                 rng = np.random.default_rng([seed, image_id])
                 name = f"{person}.{expression}{repeat}.{image_id}.tiff"
-                draw_face(ident, expression, rng, size).save(dest / name)
+                draw_face(ident, expression, rng, size, nuisance).save(dest / name)
                 names.append(name)
                 image_id += 1
     return names
