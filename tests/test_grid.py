@@ -67,7 +67,11 @@ def test_collect_keeps_the_grid_newest_first_and_skips_others():
                 {"revs": [_record("jaffe-seed0", 0, 0.7, ts="2026-11-27T11:00:00")]},  # the newer run wins
                 {"revs": [_record("jaffe-seed2", 2, 0.9, error={"msg": "failed"})]},  # failed: left out
                 {"revs": [_record("tried-something", 0, 0.5)]},  # not a grid name
-                {"revs": [_record("jaffe-pairs-fold3", 0, 0.4)]},
+                {"revs": [_record("jaffe-pairs-fold3", 0, 0.4)], "executor": {"state": "success"}},
+                # still in the queue: its record carries the baseline's metrics, not its own
+                {"revs": [_record("jaffe-pairs-fold4", 0, 0.1)], "executor": {"state": "running"}},
+                {"revs": [_record("jaffe-pairs-fold5", 0, 0.1)], "executor": {"state": "queued"}},
+                {"revs": [_record("jaffe-pairs-fold6", 0, 0.1)], "executor": {"state": "failed"}},
             ],
         },
     ]

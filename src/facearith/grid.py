@@ -44,17 +44,20 @@ def queue_commands(group: str, overrides: Sequence[str], key: str, values: Seque
     ]
 
 
-def _walk(node: Any) -> list[dict]:
-    """Every experiment record in `dvc exp show --json` output (baselines and their experiments)."""
+def _walk(node: Any, state: str | None = None) -> list[tuple[dict, str | None]]:
+    """Every experiment record in `dvc exp show --json` output, with its queue state (None outside the
+    queue): a record sits in a `revs` list beside the `executor` that ran it."""
     found = []
     if isinstance(node, dict):
+        if "revs" in node:
+            state = (node.get("executor") or {}).get("state")
         if isinstance(node.get("data"), dict) and "metrics" in node["data"]:
-            found.append(node)
+            found.append((node, state))
         for value in node.values():
-            found += _walk(value)
+            found += _walk(value, state)
     elif isinstance(node, list):
         for value in node:
-            found += _walk(value)
+            found += _walk(value, state)
     return found
 
 
@@ -65,10 +68,11 @@ def _data(files: dict[str, Any], name: str) -> dict[str, Any]:
 def collect(shown: Any, machine: str = "") -> list[dict[str, Any]]:
     """The grid's experiments from `dvc exp show --json` output: the newest of each name, sorted."""
     runs: dict[str, dict[str, Any]] = {}
-    for record in _walk(shown):
+    for record, state in _walk(shown):
         name = record.get("name") or ""
         match = NAME.match(name)
-        if not match or record.get("error"):
+        # queued and running experiments show their baseline's metrics; failed ones have none of their own
+        if not match or record.get("error") or state not in (None, "success"):
             continue
         data = record["data"]
         run = {
