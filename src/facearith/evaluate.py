@@ -308,9 +308,31 @@ def per_label(records: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
 
 
 def summary_line(metrics: dict) -> str:
+    """One line: held-out composition and transfer top-1 (what generalises) beside PCA + LDA, the untrained
+    network and pixels when there are held-out images; the trained images' and the seed's protocol after."""
+
+    def rate(tree: dict, *keys: str) -> str:
+        for key in keys:
+            tree = tree.get(key) or {}
+        return "-" if not isinstance(tree, float) else f"{tree:.3f}"
+
     m = metrics
-    return (
-        f"evaluate: composition top1 {m['composition']['top1']:.3f}, transfer top1 {m['transfer']['top1']:.3f} "
-        f"(untrained {m['baseline_untrained']['composition']['top1']:.3f}, pixels "
-        f"{m['baseline_pixels']['composition']['top1']:.3f}); seed protocol {m['composition_seed']['accuracy']:.3f}"
+    parts = []
+    if "heldout_images" in m:
+        held = [("network", m)] + [
+            (n, m.get(f"baseline_{k}", {}))
+            for n, k in (("PCA + LDA", "linear"), ("untrained", "untrained"), ("pixels", "pixels"))
+        ]
+        parts.append(
+            "held-out composition / transfer top1: "
+            + ", ".join(
+                f"{name} {rate(t, 'heldout_images', 'composition', 'top1')} / "
+                f"{rate(t, 'heldout_images', 'transfer', 'top1')}"
+                for name, t in held
+            )
+        )
+    parts.append(
+        f"trained images {rate(m, 'composition', 'top1')} / {rate(m, 'transfer', 'top1')}; "
+        f"seed protocol {rate(m, 'composition_seed', 'accuracy')}"
     )
+    return "evaluate: " + "; ".join(parts)

@@ -95,18 +95,21 @@ def collect(shown: Any, machine: str = "") -> list[dict[str, Any]]:
 
 
 def machine_description() -> str:
-    """The CPU, as `lscpu` would name it, with its widest vector unit (it changes trained models)."""
-    model, flags = platform.processor() or platform.machine(), ""
+    """The CPU, as `lscpu` names it (model name, family, model), with its widest vector unit: kernels of
+    another width round differently and train another model."""
+    info: dict[str, str] = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and model in ("", platform.machine()):
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("flags") and not flags:
-                flags = line
+            key, _, value = line.partition(":")
+            info.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    vector = "AVX-512" if " avx512f" in flags else "AVX2" if " avx2" in flags else ""
-    return ", ".join(x for x in (model, f"{os.cpu_count()} cores", vector) if x)
+    flags = f" {info.get('flags', '')} "
+    name = info.get("model name") or platform.processor() or platform.machine()
+    if "cpu family" in info and "model" in info:
+        name += f" (family {info['cpu family']}, model {info['model']})"
+    vector = "AVX-512" if " avx512f " in flags else "AVX2" if " avx2 " in flags else ""
+    return ", ".join(x for x in (name, f"{os.cpu_count()} cores", vector) if x)
 
 
 def get(tree: Any, dotted: str) -> Any:

@@ -99,7 +99,7 @@ def _mean_sd(values: list[Any]) -> str:
 def grid_tables(runs: list[dict[str, Any]]) -> str:
     """One table per experiment group: each protocol's mean +- sd over the group's runs, for the network and
     each baseline, and what varied, the data, the training time and the CPU."""
-    from facearith.grid import get, groups
+    from facearith.grid import get, groups, mean_sd
 
     if not runs:
         return "No experiment grid has been collected yet (`make grid`)."
@@ -107,13 +107,14 @@ def grid_tables(runs: list[dict[str, Any]]) -> str:
     for name, members in groups(runs).items():
         first = members[0]
         varied = ", ".join(str(r["value"]) for r in members)
-        seconds = _mean_sd([get(r["train"], "seconds") for r in members])
+        seconds = mean_sd([get(r["train"], "seconds") for r in members])
+        took = "-" if seconds is None else f"{seconds[0]:.0f} +- {seconds[1]:.0f} s"
         split = get(first["params"], "prepare.split")
-        held = _mean_sd([get(r["eval"], "heldout_images.composition.queries") for r in members])
+        queries = sorted({get(r["eval"], "heldout_images.composition.queries") for r in members} - {None})
         parts += [
             f"**{name}**: data `{get(first['params'], 'data.source')}`, split `{split}`, "
-            f"{len(members)} runs ({first['vary']} {varied}), {held.split(' ')[0]} held-out composition queries "
-            f"per run; training {seconds} s per run on {first['machine'] or 'an unrecorded CPU'}.",
+            f"{len(members)} runs ({first['vary']} {varied}), {'/'.join(map(str, queries)) or 'no'} held-out "
+            f"composition queries per run; training {took} per run on {first['machine'] or 'an unrecorded CPU'}.",
             "",
             "| protocol (mean +- sd) | " + " | ".join(n for n, _ in SYSTEMS) + " |",
             "| --- |" + " --- |" * len(SYSTEMS),
