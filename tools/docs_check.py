@@ -27,7 +27,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 JAFFE_ZIP = ROOT.parent / "shared" / "data" / "jaffe" / "jaffedbase.zip"
 TINY = {
-    "data": {"synthetic": {"persons": 3, "images_per_pair": 3, "size": 48}},
+    "data": {"synthetic": {"persons": 3, "images_per_pair": 6, "size": 48}},
     "model": {"dim": 8},
     "train": {"epochs": 1, "image_size": 32, "batch_size": 8, "threads": 1},
     "evaluate": {"seed_queries": 10},
