@@ -17,7 +17,11 @@ def _record(name, seed, comp, rev="abc", error=None, ts="2026-11-27T10:00:00"):
             "timestamp": ts,
             "params": {
                 "params.yaml": {
-                    "data": {"data": {"source": "jaffe"}, "prepare": {"split": "images"}, "train": {"seed": seed}}
+                    "data": {
+                        "data": {"source": "jaffe"},
+                        "prepare": {"split": "images"},
+                        "train": {"seed": seed, "epochs": 80, "image_size": 96},
+                    }
                 }
             },
             "metrics": {
@@ -94,7 +98,7 @@ def test_mean_sd():
 def test_grid_tables_render_mean_and_sd_per_group(tmp_path):
     runs = grid.collect([{"experiments": [{"revs": [_record("jaffe-seed0", 0, 0.6), _record("jaffe-seed1", 1, 0.8)]}]}])
     text = report.grid_tables(runs)
-    assert "**jaffe**: data `jaffe`, split `images`, 2 runs (seed 0, 1)" in text
+    assert "**jaffe**: data `jaffe`, split `images`, 80 epochs at 96 px, 2 runs (seed 0, 1)" in text
     row = next(line for line in text.splitlines() if line.startswith("| composition, held-out images: top-1"))
     assert "0.700 +- 0.141" in row and "0.900 +- 0.000" in row  # network, then PCA + LDA
     assert "training 50 +- 1 s per run" in text and "70 held-out composition queries per run" in text

@@ -113,6 +113,7 @@ def grid_tables(runs: list[dict[str, Any]]) -> str:
         queries = sorted({get(r["eval"], "heldout_images.composition.queries") for r in members} - {None})
         parts += [
             f"**{name}**: data `{get(first['params'], 'data.source')}`, split `{split}`, "
+            f"{get(first['params'], 'train.epochs')} epochs at {get(first['params'], 'train.image_size')} px, "
             f"{len(members)} runs ({first['vary']} {varied}), {'/'.join(map(str, queries)) or 'no'} held-out "
             f"composition queries per run; training {took} per run on {first['machine'] or 'an unrecorded CPU'}.",
             "",
