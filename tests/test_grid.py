@@ -118,15 +118,22 @@ def test_grid_tables_render_mean_and_sd_per_group(tmp_path):
     assert report.main(["--root", str(tmp_path), "--check"]) == 0
 
 
-def test_queue_states_read_dvc_queue_status():
+def test_queue_tasks_read_dvc_queue_status():
     text = (
         "Task     Name          Created    Status\n"
-        "a1b2c3d  jaffe-seed0   10:00 AM   Success\n"
-        "d4e5f6a  jaffe-seed1   10:00 AM   Running\n"
-        "0a1b2c3  jaffe-seed10  10:00 AM   Queued\n"
+        "0dc84ad  jaffe-seed1   01:28 AM   Running\n"
+        "368f316  jaffe-seed2   01:28 AM   Queued\n"
+        "d818dc1  jaffe-seed0   12:31 AM   Success\n"
+        "4381fdd  jaffe-seed1   12:31 AM   Success\n"
         "\nWorker status: 1 active, 0 idle\n"
     )
-    assert grid.queue_states(text, ["jaffe-seed0", "jaffe-seed1", "jaffe-seed2"]) == {
-        "jaffe-seed0": "Success",
-        "jaffe-seed1": "Running",
-    }
+    rows = grid.queue_tasks(text)
+    assert rows == [
+        ("0dc84ad", "jaffe-seed1", "Running"),
+        ("368f316", "jaffe-seed2", "Queued"),
+        ("d818dc1", "jaffe-seed0", "Success"),
+        ("4381fdd", "jaffe-seed1", "Success"),
+    ]
+    # an earlier run of the same name (4381fdd) must not pass for the one still running
+    earlier = {"d818dc1", "4381fdd"}
+    assert {n: s for t, n, s in rows if t not in earlier} == {"jaffe-seed1": "Running", "jaffe-seed2": "Queued"}

@@ -143,3 +143,11 @@ def test_grid_runs_seeds_through_the_dvc_queue_and_collects_them(repo):
     assert all(r["train"]["epochs"] == 1 and r["machine"] for r in runs)
     # the experiments ran in the queue, not in the workspace: params.yaml is untouched
     assert yaml.safe_load((repo / "params.yaml").read_text())["train"]["seed"] == 0
+    # run one again with other params: the queue still lists the earlier run of that name as a success, and
+    # the grid must wait for the new one (collect then keeps the newer)
+    _run(
+        [sys.executable, "-m", "facearith.grid", "run", "tiny", "-S", "train.epochs=2", "--vary", "train.seed=0"], repo
+    )
+    _run([sys.executable, "-m", "facearith.grid", "collect", "--out", "grid.json"], repo)
+    runs = json.loads((repo / "grid.json").read_text())["runs"]
+    assert [(r["name"], r["train"]["epochs"]) for r in runs] == [("tiny-seed0", 2), ("tiny-seed1", 1)]

@@ -142,30 +142,34 @@ def _run(cmd: list[str]) -> None:
     subprocess.run(cmd, check=True)
 
 
-def queue_states(status_text: str, names: Sequence[str]) -> dict[str, str]:
-    """Each name's state in `dvc queue status` output (Queued, Running, Success, Failed, ...)."""
-    states = {}
+def queue_tasks(status_text: str) -> list[tuple[str, str, str]]:
+    """(task id, experiment name, state) of each row of `dvc queue status` output. Earlier runs of the same
+    name stay listed (Success, Failed), so a run is known by its task id, not its name."""
+    rows = []
     for line in status_text.splitlines():
         cells = line.split()
-        for name in names:
-            if name in cells:
-                states[name] = cells[-1]
-    return states
+        if len(cells) >= 4 and re.fullmatch(r"[0-9a-f]{7,}", cells[0]):
+            rows.append((cells[0], cells[1], cells[-1]))
+    return rows
 
 
-def wait_for(names: Sequence[str], poll_s: float = 5.0) -> dict[str, str]:
-    """Block until no experiment of `names` is queued or running; report each as it ends."""
+def _status() -> str:
+    return subprocess.run(["dvc", "queue", "status"], check=True, capture_output=True, text=True).stdout
+
+
+def wait_for(names: Sequence[str], earlier: set[str], poll_s: float = 5.0) -> dict[str, str]:
+    """Block until the tasks of `names` that are not among the `earlier` task ids have all ended; report
+    each as it ends, and return each name's final state."""
     import time
 
     reported: set[str] = set()
     while True:
-        text = subprocess.run(["dvc", "queue", "status"], check=True, capture_output=True, text=True).stdout
-        states = queue_states(text, names)
+        states = {name: state for task, name, state in queue_tasks(_status()) if name in names and task not in earlier}
         for name, state in states.items():
             if state not in ("Queued", "Running") and name not in reported:
                 print(f"grid: {name}: {state}", flush=True)
                 reported.add(name)
-        if all(states.get(n) not in ("Queued", "Running", None) for n in names):
+        if len(states) == len(names) and all(s not in ("Queued", "Running") for s in states.values()):
             return states
         time.sleep(poll_s)
 
@@ -183,11 +187,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         key, _, values = args.vary.partition("=")
         cmds = queue_commands(args.group, args.overrides, key, [v for v in values.split(",") if v])
+        earlier = {task for task, _, _ in queue_tasks(_status())}
         for cmd in cmds:
             _run(cmd)
         _run(["dvc", "queue", "start", "--jobs", "1"])
         names = experiment_names(args.group, key, [v for v in values.split(",") if v])
-        failed = [n for n, state in wait_for(names).items() if state != "Success"]
+        failed = [n for n, state in wait_for(names, earlier).items() if state != "Success"]
         for name in failed:
             subprocess.run(["dvc", "queue", "logs", name])
         if failed:
