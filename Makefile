@@ -40,7 +40,7 @@ results: venv
 # the README's mean +- sd tables: 3 training seeds each for the synthetic and JAFFE defaults, and JAFFE's 5
 # zero-shot folds of pairs, as DVC experiments (`dvc exp run --queue`, `dvc queue start`), then collected from
 # `dvc exp show --json` into results/grid.json and rendered. The -80ep and -64px groups are the previous
-# epochs and input size, the evidence for the defaults; the zero-shot folds run at 80 epochs. About 70 minutes
+# epochs and input size, the evidence for the defaults; the zero-shot folds run at 80 epochs. About an hour
 # on 2 CPU cores.
 JAFFE ?= ../shared/data/jaffe/jaffedbase.zip
 JAFFE_SET := -S data.source=jaffe -S 'data.jaffe.archive="$(abspath $(JAFFE))"'
