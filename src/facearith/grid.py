@@ -5,7 +5,8 @@ python -m facearith.grid run NAME [-S key=value ...] [--vary train.seed=0,1,2]
     then `dvc queue start` and waits for each to finish;
 python -m facearith.grid collect [--out results/grid.json]
     reads `dvc exp show --json` and keeps every experiment named like that: its group, the varied value,
-    its params and metrics, and the CPU that ran it. DVC keeps experiments as local git refs, so this
+    its params and metrics, and this machine's CPU (the queue runs experiments where it is started, so
+    collect where you ran the grid). DVC keeps experiments as local git refs, so this
     file is what is committed; `python -m facearith.report` renders the README's tables from it.
 """
 
@@ -185,13 +186,14 @@ def main(argv: list[str] | None = None) -> int:
     col.add_argument("--out", default=GRID_FILE)
     args = ap.parse_args(argv)
     if args.command == "run":
-        key, _, values = args.vary.partition("=")
-        cmds = queue_commands(args.group, args.overrides, key, [v for v in values.split(",") if v])
+        key, _, joined = args.vary.partition("=")
+        values = [v for v in joined.split(",") if v]
+        cmds = queue_commands(args.group, args.overrides, key, values)
         earlier = {task for task, _, _ in queue_tasks(_status())}
         for cmd in cmds:
             _run(cmd)
         _run(["dvc", "queue", "start", "--jobs", "1"])
-        names = experiment_names(args.group, key, [v for v in values.split(",") if v])
+        names = experiment_names(args.group, key, values)
         failed = [n for n, state in wait_for(names, earlier).items() if state != "Success"]
         for name in failed:
             subprocess.run(["dvc", "queue", "logs", name])

@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from facearith.grid import get, groups, mean_sd
+
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 GRID_BEGIN, GRID_END = "<!-- grid:begin -->", "<!-- grid:end -->"
 
@@ -35,14 +37,6 @@ SYSTEMS = [
 ]
 
 
-def _get(tree: dict[str, Any], dotted: str) -> Any:
-    for key in dotted.split("."):
-        if not isinstance(tree, dict) or key not in tree:
-            return None
-        tree = tree[key]
-    return tree
-
-
 def _rate(value: Any) -> str:
     return "-" if value is None else f"{value:.3f}"
 
@@ -57,14 +51,14 @@ def results_table(evaluation: dict[str, Any], training: dict[str, Any], params: 
         "| --- | --- |" + " --- |" * len(SYSTEMS),
     ]
     for label, key in PROTOCOLS:
-        if _get(evaluation, key) is None:
+        if get(evaluation, key) is None:
             continue
         cells = [
-            f"{_rate(_get(evaluation, prefix + key + '.top1'))} ({_rate(_get(evaluation, prefix + key + '.top5'))})"
+            f"{_rate(get(evaluation, prefix + key + '.top1'))} ({_rate(get(evaluation, prefix + key + '.top5'))})"
             for _, prefix in SYSTEMS
         ]
-        lines.append(f"| {label} | {_get(evaluation, key + '.queries')} | " + " | ".join(cells) + " |")
-    seed = _get(evaluation, "composition_seed")
+        lines.append(f"| {label} | {get(evaluation, key + '.queries')} | " + " | ".join(cells) + " |")
+    seed = get(evaluation, "composition_seed")
     if seed:
         lines += ["", f"The seed's protocol ({seed['queries']} random pairs): {_rate(seed['accuracy'])}."]
     return "\n".join(lines)
@@ -90,8 +84,6 @@ GRID_PROTOCOLS = [
 
 
 def _mean_sd(values: list[Any]) -> str:
-    from facearith.grid import mean_sd
-
     got = mean_sd(values)
     return "-" if got is None else f"{got[0]:.3f} +- {got[1]:.3f}"
 
@@ -99,8 +91,6 @@ def _mean_sd(values: list[Any]) -> str:
 def grid_tables(runs: list[dict[str, Any]]) -> str:
     """One table per experiment group: each protocol's mean +- sd over the group's runs, for the network and
     each baseline, and what varied, the data, the training time and the CPU."""
-    from facearith.grid import get, groups, mean_sd
-
     if not runs:
         return "No experiment grid has been collected yet (`make grid`)."
     parts = []
