@@ -144,6 +144,25 @@ def test_weight_decay_shrinks_the_weights(tiny_set):
     assert head_norm(50.0) < 0.9 * head_norm(0.0)
 
 
+def test_a_seeded_build_is_the_same_in_a_fresh_process():
+    import subprocess
+    import sys
+
+    def total(net: torch.nn.Module) -> str:
+        return f"{sum(float(p.detach().double().sum()) for p in net.parameters()):.6f}"
+
+    code = (
+        "import torch; from dataclasses import replace; from facearith import config, model, train\n"
+        f"p = config.load({str(ROOT / 'params.yaml')!r}).model\n"
+        "train.seed_everything(0); net = model.build(replace(p, dim=8), 21, 3, 7)\n"
+        "print(f'{sum(float(q.detach().double().sum()) for q in net.parameters()):.6f}')"
+    )
+    fresh = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    model.build(MODEL, 21, 3, 7)  # cnn_finetune imported here already
+    train.seed_everything(0)
+    assert total(model.build(MODEL, 21, 3, 7)) == fresh
+
+
 def test_seed_embedding_trains_with_triplets_alone(tiny_set):
     table, images = tiny_set
     params = replace(COMMITTED.train, epochs=1, image_size=32, ce_weight=0.0)

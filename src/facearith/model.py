@@ -99,7 +99,10 @@ class FaceNet(nn.Module):
         n_attributes: int = 0,
     ) -> None:
         super().__init__()
-        from cnn_finetune import make_model
+        # importing cnn_finetune (its pretrainedmodels) draws from torch's generator; without the fork, a
+        # seeded build gave other weights in a fresh process than after an earlier build had imported it
+        with torch.random.fork_rng(devices=[]):
+            from cnn_finetune import make_model
 
         with warnings.catch_warnings():  # torchvision's 'pretrained=' deprecation, raised inside cnn_finetune
             warnings.simplefilter("ignore", UserWarning)
