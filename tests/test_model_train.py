@@ -144,6 +144,49 @@ def test_weight_decay_shrinks_the_weights(tiny_set):
     assert head_norm(50.0) < 0.9 * head_norm(0.0)
 
 
+def test_cosine_schedule_decays_the_learning_rate_to_zero(tiny_set):
+    p = replace(COMMITTED.train, epochs=4, lr=0.01, schedule="cosine")
+    assert train.learning_rate(p, 0) == pytest.approx(0.01)
+    assert train.learning_rate(p, 2) == pytest.approx(0.005)
+    assert train.learning_rate(p, 4) == pytest.approx(0.0, abs=1e-12)
+    assert train.learning_rate(replace(p, schedule="constant"), 3.5) == 0.01
+    # what the optimiser was given at each step of a real run: falling from lr, never rising
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+    table, images = tiny_set
+    seen: list[float] = []
+    hook = register_optimizer_step_pre_hook(lambda opt, args, kwargs: seen.append(opt.param_groups[0]["lr"]))
+    try:
+        params = replace(p, image_size=32, batch_size=8, threads=1)
+        train.seed_everything(0, 1)
+        net = model.build(MODEL, 21, 3, 7)
+        ids, attrs = table.identity.to_numpy(), table.attribute.to_numpy()
+        train.train(net, images, ids, attrs, params, torch.device("cpu"), progress=False)
+    finally:
+        hook.remove()
+    assert len(seen) > 4 and seen[0] == pytest.approx(0.01)
+    assert all(b <= a for a, b in zip(seen, seen[1:], strict=False)) and seen[-1] < 0.01 * 0.1
+
+
+def test_swa_keeps_the_mean_of_the_last_epochs_weights(tiny_set):
+    table, images = tiny_set
+    ids, attrs = table.identity.to_numpy(), table.attribute.to_numpy()
+
+    def weights(epochs: int, swa_from: float) -> list[torch.Tensor]:
+        params = replace(COMMITTED.train, epochs=epochs, image_size=32, batch_size=8, threads=1, swa_from=swa_from)
+        train.seed_everything(0, 1)
+        net = model.build(MODEL, 21, 3, 7)
+        train.train(net, images, ids, attrs, params, torch.device("cpu"), progress=False)
+        return [p.detach().clone() for p in net.parameters()]
+
+    # swa_from 0.5 of 4 epochs: the weights after epochs 3 and 4, averaged; training itself is unchanged
+    third, fourth, averaged = weights(3, 0.0), weights(4, 0.0), weights(4, 0.5)
+    assert train.swa_first_epoch(replace(COMMITTED.train, epochs=4, swa_from=0.5)) == 2
+    assert not all(torch.equal(a, b) for a, b in zip(third, fourth, strict=True))
+    for a, b, mean in zip(third, fourth, averaged, strict=True):
+        torch.testing.assert_close(mean, (a + b) / 2)
+
+
 def test_a_seeded_build_is_the_same_in_a_fresh_process():
     import subprocess
     import sys

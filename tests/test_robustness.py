@@ -67,7 +67,8 @@ def _leftovers(root: Path) -> list[str]:
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
 def test_interrupted_training_leaves_nothing_and_resumes_to_the_same_model(tmp_path, sig):
     epochs = 40  # enough that the signal lands mid-run on a fast CPU (tiny epochs take tens of ms)
-    over = {"train": {"epochs": epochs}}
+    # a cosine schedule and weight averaging from epoch 3: the resumed run must restore both mid-way
+    over = {"train": {"epochs": epochs, "schedule": "cosine", "swa_from": 0.05}}
     whole = _workdir(tmp_path / "whole", over)
     done = _stage(whole, "train")
     assert done.returncode == 0

@@ -19,6 +19,7 @@ import yaml
 from facearith.errors import ConfigError
 
 SAMPLERS = ("blocks", "triplets")
+SCHEDULES = ("constant", "cosine")
 
 
 def _choices(*allowed: str) -> Any:
@@ -120,6 +121,8 @@ class TrainParams:
     batch_size: int = _min(1, "at least 1")
     forward_chunk: int = _min(0, "0 (one pass per batch) or more")
     lr: float
+    schedule: str = _choices(*SCHEDULES)
+    swa_from: float = _min(0, "0 (off) or a fraction of the epochs, below 1")
     weight_decay: float = _min(0, "0 or more")
     margin: float = _min(0, "0 or more")
     ce_weight: float
@@ -131,6 +134,10 @@ class TrainParams:
     def __post_init__(self) -> None:
         if self.lr <= 0:
             raise ConfigError("params: 'train.lr' must be greater than 0")
+        if not 0 <= self.swa_from < 1:
+            raise ConfigError(
+                f"params: 'train.swa_from' is {self.swa_from}; it must be 0 (off) or a fraction of the epochs below 1"
+            )
 
 
 @dataclass(frozen=True)

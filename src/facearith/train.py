@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import sys
@@ -139,6 +140,19 @@ def forward(model: nn.Module, x: torch.Tensor, chunk: int = 0) -> dict[str, torc
     return {k: torch.cat([part[k] for part in parts]).float() for k in parts[0]}
 
 
+def learning_rate(p: TrainParams, progress: float) -> float:
+    """The learning rate `progress` epochs into training: constant (the seed), or a cosine from `lr` down to
+    zero at the end of the last epoch."""
+    if p.schedule == "cosine":
+        return p.lr * 0.5 * (1.0 + math.cos(math.pi * min(progress / max(p.epochs, 1), 1.0)))
+    return p.lr
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
 def classification_loss(
     out: dict[str, torch.Tensor], identities: torch.Tensor, attributes: torch.Tensor, scale: float
 ) -> torch.Tensor:
@@ -225,9 +239,12 @@ def train(
         optimizer = torch.optim.Adam(model.parameters(), lr=p.lr)
     model.to(device).train()
     result = TrainResult()
+    # stochastic weight averaging: the equal mean of the weights at the end of each epoch from `swa_from`
+    averaged = torch.optim.swa_utils.AveragedModel(model) if p.swa_from > 0 else None
+    swa_first = swa_first_epoch(p)
     first = 0
     if checkpoint and resume:
-        first = _restore(checkpoint, fingerprint, model, optimizer, rng, result)
+        first = _restore(checkpoint, fingerprint, model, optimizer, rng, result, averaged)
         for epoch, loss in enumerate(result.losses):
             if on_epoch is not None:
                 on_epoch(epoch, loss)
@@ -238,7 +255,8 @@ def train(
         epoch_start = time.perf_counter()
         plan = epoch_batches(p.sampler, identities, attributes, rng, p.batch_size)
         total, count = 0.0, 0
-        for order, rows, x in batches(plan, tensors, augment, p.workers, device):
+        for step, (order, rows, x) in enumerate(batches(plan, tensors, augment, p.workers, device)):
+            set_lr(optimizer, learning_rate(p, epoch + step / len(plan)))
             # the batch's images through the network together (in one pass unless forward_chunk)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 out = forward(model, x, p.forward_chunk)
@@ -261,10 +279,17 @@ def train(
         bar.set_postfix(loss=f"{epoch_loss:.4f}")
         if on_epoch is not None:
             on_epoch(epoch, epoch_loss)
+        if averaged is not None and epoch >= swa_first:
+            averaged.update_parameters(model)
         if checkpoint:
-            _save_checkpoint(checkpoint, fingerprint, epoch + 1, model, optimizer, rng, result)
+            _save_checkpoint(checkpoint, fingerprint, epoch + 1, model, optimizer, rng, result, averaged)
             result.epoch_seconds[-1] = time.perf_counter() - epoch_start  # the checkpoint is part of the epoch
     recalibrate_start = time.perf_counter()
+    if averaged is not None and int(averaged.n_averaged) > 0:
+        # the averaged weights replace the last ones; BatchNorm statistics are re-estimated for them below
+        with torch.no_grad():
+            for mine, mean in zip(model.parameters(), averaged.module.parameters(), strict=True):
+                mine.copy_(mean)
     if p.recalibrate_bn:
         recalibrate_batchnorm(model, images, p.image_size, device)
     model.eval()
@@ -274,7 +299,12 @@ def train(
     return result
 
 
-def _save_checkpoint(path, fingerprint, epochs_done, model, optimizer, rng, result) -> None:
+def swa_first_epoch(p: TrainParams) -> int:
+    """The first epoch (0-based) whose weights enter the average: the last `1 - swa_from` of the epochs."""
+    return min(int(math.floor(p.swa_from * p.epochs)), max(p.epochs - 1, 0))
+
+
+def _save_checkpoint(path, fingerprint, epochs_done, model, optimizer, rng, result, averaged=None) -> None:
     from facearith.model import save_bytes
 
     state = {
@@ -290,10 +320,12 @@ def _save_checkpoint(path, fingerprint, epochs_done, model, optimizer, rng, resu
         "numpy_rng": rng.bit_generator.state,
         "python_rng": random.getstate(),
     }
+    if averaged is not None:
+        state["averaged"] = averaged.state_dict()
     save_bytes(state, path)
 
 
-def _restore(path, fingerprint, model, optimizer, rng, result) -> int:
+def _restore(path, fingerprint, model, optimizer, rng, result, averaged=None) -> int:
     """Load a matching checkpoint into the training state; return the number of epochs it had done."""
     path = Path(path)
     if not path.is_file():
@@ -308,6 +340,8 @@ def _restore(path, fingerprint, model, optimizer, rng, result) -> int:
         return 0
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
+    if averaged is not None and "averaged" in state:
+        averaged.load_state_dict(state["averaged"])
     torch.set_rng_state(state["torch_rng"])
     rng.bit_generator.state = state["numpy_rng"]
     random.setstate(state["python_rng"])
