@@ -137,3 +137,12 @@ def test_queue_tasks_read_dvc_queue_status():
     # an earlier run of the same name (4381fdd) must not pass for the one still running
     earlier = {"d818dc1", "4381fdd"}
     assert {n: s for t, n, s in rows if t not in earlier} == {"jaffe-seed1": "Running", "jaffe-seed2": "Queued"}
+
+
+def test_a_groups_heading_names_its_learning_rate_and_averaged_epochs():
+    params = {"train": {"epochs": 160, "image_size": 96, "lr": 0.001, "schedule": "constant", "swa_from": 0.5}}
+    assert report._recipe(params) == "160 epochs at 96 px, lr 0.001 constant, SWA over epochs 81-160"
+    params["train"]["swa_from"] = 0.0
+    assert report._recipe(params) == "160 epochs at 96 px, lr 0.001 constant"
+    # runs of commits before these keys existed: what they have
+    assert report._recipe({"train": {"epochs": 80, "image_size": 64}}) == "80 epochs at 64 px"

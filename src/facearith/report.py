@@ -88,6 +88,21 @@ def _mean_sd(values: list[Any]) -> str:
     return "-" if got is None else f"{got[0]:.3f} +- {got[1]:.3f}"
 
 
+def _recipe(params: dict[str, Any]) -> str:
+    """'160 epochs at 96 px, lr 0.001 constant, SWA over epochs 81-160': what a group's runs trained with
+    (keys that its commit did not have yet are left out)."""
+    epochs = get(params, "train.epochs")
+    text = f"{epochs} epochs at {get(params, 'train.image_size')} px"
+    if get(params, "train.lr") is not None:
+        text += f", lr {get(params, 'train.lr')}" + (
+            f" {get(params, 'train.schedule')}" if get(params, "train.schedule") else ""
+        )
+    swa = get(params, "train.swa_from")
+    if swa and isinstance(epochs, int):
+        text += f", SWA over epochs {min(int(swa * epochs), epochs - 1) + 1}-{epochs}"
+    return text
+
+
 def grid_tables(runs: list[dict[str, Any]]) -> str:
     """One table per experiment group: each protocol's mean +- sd over the group's runs, for the network and
     each baseline, and what varied, the data, the training time and the CPU."""
@@ -103,7 +118,7 @@ def grid_tables(runs: list[dict[str, Any]]) -> str:
         queries = sorted({get(r["eval"], "heldout_images.composition.queries") for r in members} - {None})
         parts += [
             f"**{name}**: data `{get(first['params'], 'data.source')}`, split `{split}`, "
-            f"{get(first['params'], 'train.epochs')} epochs at {get(first['params'], 'train.image_size')} px, "
+            f"{_recipe(first['params'])}, "
             f"{len(members)} runs ({first['vary']} {varied}), {'/'.join(map(str, queries)) or 'no'} held-out "
             f"composition queries per run; training {took} per run on {first['machine'] or 'an unrecorded CPU'}.",
             "",
