@@ -28,8 +28,9 @@ def pipeline(tmp_path_factory):
     shutil.copy(ROOT / "dvc.yaml", root / "dvc.yaml")  # where the query command finds the pipeline's paths
     # enough training for the tiny set to compose perfectly, so that a right answer is known. The seed's triplet
     # batches: with 3 persons a block holds every person and 2-3 of the 7 expressions, which trains this set
-    # less well (composition 0.57 at 60 epochs, README)
-    tiny = _merge(TINY, {"train": {"epochs": 60, "sampler": "triplets"}})
+    # less well (composition 0.57 at 60 epochs, README). 150 epochs without weight averaging: the fixture needs
+    # a memorised set, and 60 epochs (0.95, with or without averaging) no longer reach it since the seeding fix
+    tiny = _merge(TINY, {"train": {"epochs": 150, "sampler": "triplets", "swa_from": 0.0}})
     params = _merge(yaml.safe_load((ROOT / "params.yaml").read_text()), tiny)
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     for stage in STAGES:
