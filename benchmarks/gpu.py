@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -63,6 +64,12 @@ def main() -> None:
         phases["train_s"] = time.perf_counter() - t
         report["train_images_per_second"] = result.images_seen / phases["train_s"]
         report["train_anchors_per_second"] = result.anchors_seen / phases["train_s"]
+        # a device's first epochs can stall on each new batch shape (benchmarks/README.md, GPU): the warm
+        # rate, from the median of the second half of the epochs, shows the steady speed beside the whole run's
+        seconds = result.epoch_seconds
+        report["train_epoch_s"] = [round(x, 3) for x in seconds]
+        warm = statistics.median(seconds[len(seconds) // 2 :])
+        report["train_warm_images_per_second"] = result.images_seen / len(seconds) / warm
 
         t = time.perf_counter()
         all_images = data.load_images(table.path.tolist())
