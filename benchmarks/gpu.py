@@ -80,7 +80,7 @@ def main() -> None:
 
         t = time.perf_counter()
         ip = committed.index
-        index.build(feats, Path(tmp) / "index", ip.edge_size_for_creation, ip.edge_size_for_search)
+        index.build(feats, Path(tmp) / "index", ip.edge_size_for_creation, ip.edge_size_for_search, ip.build_threads)
         phases["index_s"] = time.perf_counter() - t
 
         if args.seed_epochs:

@@ -10,7 +10,7 @@ def main(args) -> None:
     feats = np.load(args.features)
     if len(feats) != len(data.read_table(args.table)):
         raise index.IndexMissingError(f"{args.features} does not match {args.table}; run `dvc repro features`")
-    index.build(feats, args.out, p.edge_size_for_creation, p.edge_size_for_search)
+    index.build(feats, args.out, p.edge_size_for_creation, p.edge_size_for_search, p.build_threads)
     print(f"index: {len(feats)} vectors of {feats.shape[1]} dimensions in {args.out}")
 
 

@@ -42,6 +42,23 @@ def test_ngt_matches_exact_search(tmp_path):
     assert len(ngt) == 200
 
 
+def _index_bytes(path) -> dict[str, bytes]:
+    return {str(f.relative_to(path)): f.read_bytes() for f in sorted(path.rglob("*")) if f.is_file()}
+
+
+def test_the_same_vectors_give_the_same_index(tmp_path):
+    # NGT's parallel insertion linked 420 vectors differently on every build (so gallery metrics moved between
+    # two `dvc repro` of the same features); one inserting thread, the default, builds the same bytes
+    # shaped like trained features: a person part and an expression part, 6 images per pair, close together
+    rng = np.random.default_rng(0)
+    persons = arithmetic.normalize(np.maximum(rng.normal(size=(10, 64)), 0))
+    expressions = arithmetic.normalize(np.maximum(rng.normal(size=(7, 64)), 0))
+    vecs = np.concatenate([np.repeat(persons, 42, 0), np.tile(np.repeat(expressions, 6, 0), (10, 1))], axis=1)
+    vecs = arithmetic.normalize(vecs + 0.02 * rng.normal(size=vecs.shape))
+    builds = [_index_bytes(index.build(vecs, tmp_path / f"idx{i}")) for i in range(3)]
+    assert builds[0] and builds[0] == builds[1] == builds[2]
+
+
 def test_composition_on_an_additive_set_is_perfect(tmp_path):
     feats, ids, attrs = _additive_set()
     index.build(feats, tmp_path / "idx")

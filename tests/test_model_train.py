@@ -181,7 +181,7 @@ def test_swa_keeps_the_mean_of_the_last_epochs_weights(tiny_set):
 
     # swa_from 0.5 of 4 epochs: the weights after epochs 3 and 4, averaged; training itself is unchanged
     third, fourth, averaged = weights(3, 0.0), weights(4, 0.0), weights(4, 0.5)
-    assert train.swa_first_epoch(replace(COMMITTED.train, epochs=4, swa_from=0.5)) == 2
+    assert config.swa_first_epoch(4, 0.5) == 2
     assert not all(torch.equal(a, b) for a, b in zip(third, fourth, strict=True))
     for a, b, mean in zip(third, fourth, averaged, strict=True):
         torch.testing.assert_close(mean, (a + b) / 2)

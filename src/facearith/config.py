@@ -8,6 +8,7 @@ take these settings (e.g. `TrainParams`), not raw dicts.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import typing
 from dataclasses import dataclass, field
@@ -140,6 +141,12 @@ class TrainParams:
             )
 
 
+def swa_first_epoch(epochs: int, swa_from: float) -> int:
+    """The first epoch (0-based) whose weights enter the average (train.swa_from): the last `1 - swa_from` of
+    the epochs, and at least the last one."""
+    return min(math.floor(swa_from * epochs), max(epochs - 1, 0))
+
+
 @dataclass(frozen=True)
 class FeaturesParams:
     """features: feature extraction."""
@@ -175,6 +182,7 @@ class IndexParams:
 
     edge_size_for_creation: int = _min(1, "at least 1")
     edge_size_for_search: int = _min(1, "at least 1")
+    build_threads: int = _min(1, "at least 1")
     epsilon: float
 
 

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from facearith.config import swa_first_epoch
 from facearith.grid import get, groups, mean_sd
 
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
@@ -99,7 +100,7 @@ def _recipe(params: dict[str, Any]) -> str:
         )
     swa = get(params, "train.swa_from")
     if swa and isinstance(epochs, int):
-        text += f", SWA over epochs {min(int(swa * epochs), epochs - 1) + 1}-{epochs}"
+        text += f", SWA over epochs {swa_first_epoch(epochs, swa) + 1}-{epochs}"
     return text
 
 

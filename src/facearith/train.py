@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torchvision.transforms import v2
 
-from facearith.config import AugmentParams, ModelParams, TrainParams, as_dict
+from facearith.config import AugmentParams, ModelParams, TrainParams, as_dict, swa_first_epoch
 from facearith.errors import ConfigError
 from facearith.runtime import tune_allocator
 from facearith.triplets import BY_ATTRIBUTE, BY_IDENTITY, epoch_batches
@@ -241,7 +241,7 @@ def train(
     result = TrainResult()
     # stochastic weight averaging: the equal mean of the weights at the end of each epoch from `swa_from`
     averaged = torch.optim.swa_utils.AveragedModel(model) if p.swa_from > 0 else None
-    swa_first = swa_first_epoch(p)
+    swa_first = swa_first_epoch(p.epochs, p.swa_from)
     first = 0
     if checkpoint and resume:
         first = _restore(checkpoint, fingerprint, model, optimizer, rng, result, averaged)
@@ -297,11 +297,6 @@ def train(
     result.seconds = sum(result.epoch_seconds) + (end - recalibrate_start)
     result.seconds_this_run = end - start
     return result
-
-
-def swa_first_epoch(p: TrainParams) -> int:
-    """The first epoch (0-based) whose weights enter the average: the last `1 - swa_from` of the epochs."""
-    return min(int(math.floor(p.swa_from * p.epochs)), max(p.epochs - 1, 0))
 
 
 def _save_checkpoint(path, fingerprint, epochs_done, model, optimizer, rng, result, averaged=None) -> None:
