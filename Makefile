@@ -58,7 +58,7 @@ grid: venv
 	$(PY) -m facearith.grid collect
 	$(PY) -m facearith.report
 
-# every command in the README, in order, in a fresh copy with a fresh .venv (about 10 minutes)
+# every command in the README, in order, in a fresh copy with a fresh .venv (about 19 minutes here)
 docs-check: venv
 	$(PY) tools/docs_check.py
 
