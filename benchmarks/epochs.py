@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
 import time
@@ -43,7 +42,7 @@ def main() -> None:
     args = ap.parse_args()
 
     import torch
-    from run import machine
+    from run import machine, warm_epoch_seconds
 
     from facearith import config, data, evaluate, features, model, synthetic, train
 
@@ -96,7 +95,7 @@ def main() -> None:
         for name in args.variants.split(","):
             _, result, _ = run(name, args.epochs)
             seconds = result.epoch_seconds
-            warm[name] = statistics.median(seconds[len(seconds) // 2 :])
+            warm[name] = warm_epoch_seconds(seconds)
             log(f"epochs_{name}", {"warm_epoch_s": round(warm[name], 3), "epoch_s": [round(x, 3) for x in seconds]})
         best = min(warm, key=warm.get)
         log("fastest", best)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from run import machine, make_images, seed_recipe  # noqa: E402
+from run import machine, make_images, seed_recipe, warm_epoch_seconds  # noqa: E402
 
 
 def main() -> None:
@@ -65,11 +64,10 @@ def main() -> None:
         report["train_images_per_second"] = result.images_seen / phases["train_s"]
         report["train_anchors_per_second"] = result.anchors_seen / phases["train_s"]
         # a device's first epochs can stall on each new batch shape (benchmarks/README.md, GPU): the warm
-        # rate, from the median of the second half of the epochs, shows the steady speed beside the whole run's
+        # rate shows the steady speed beside the whole run's
         seconds = result.epoch_seconds
         report["train_epoch_s"] = [round(x, 3) for x in seconds]
-        warm = statistics.median(seconds[len(seconds) // 2 :])
-        report["train_warm_images_per_second"] = result.images_seen / len(seconds) / warm
+        report["train_warm_images_per_second"] = result.images_seen / len(seconds) / warm_epoch_seconds(seconds)
 
         t = time.perf_counter()
         all_images = data.load_images(table.path.tolist())

@@ -304,6 +304,11 @@ def machine() -> dict:
     }
 
 
+def warm_epoch_seconds(epoch_seconds: list[float]) -> float:
+    """A run's steady epoch time: the median of its second half, past a device's first-epoch stalls."""
+    return statistics.median(epoch_seconds[len(epoch_seconds) // 2 :])
+
+
 def ratio(project: dict, seed: dict, key: str = "images_per_second") -> float:
     return round(project[key] / seed[key], 2)
 

@@ -48,8 +48,9 @@ def _index_bytes(path) -> dict[str, bytes]:
 
 def test_the_same_vectors_give_the_same_index(tmp_path):
     # NGT's parallel insertion linked 420 vectors differently on every build (so gallery metrics moved between
-    # two `dvc repro` of the same features); one inserting thread, the default, builds the same bytes
-    # shaped like trained features: a person part and an expression part, 6 images per pair, close together
+    # two `dvc repro` of the same features); one inserting thread, the default, builds the same bytes. The
+    # vectors are shaped like trained features (a person part and an expression part, 6 images per pair close
+    # together), on which parallel builds differ; on plain random vectors they did not
     rng = np.random.default_rng(0)
     persons = arithmetic.normalize(np.maximum(rng.normal(size=(10, 64)), 0))
     expressions = arithmetic.normalize(np.maximum(rng.normal(size=(7, 64)), 0))
