@@ -90,10 +90,12 @@ def _mean_sd(values: list[Any]) -> str:
 
 
 def _recipe(params: dict[str, Any]) -> str:
-    """'160 epochs at 96 px, lr 0.001 constant, SWA over epochs 81-160': what a group's runs trained with
-    (keys that its commit did not have yet are left out)."""
+    """'heads of 128, 160 epochs at 96 px, lr 0.001 constant, SWA over epochs 81-160': what a group's runs
+    trained with (keys that its commit did not have yet are left out)."""
     epochs = get(params, "train.epochs")
     text = f"{epochs} epochs at {get(params, 'train.image_size')} px"
+    if get(params, "model.embedding") == "split" and get(params, "model.dim") is not None:
+        text = f"heads of {get(params, 'model.dim')}, " + text
     if get(params, "train.lr") is not None:
         text += f", lr {get(params, 'train.lr')}" + (
             f" {get(params, 'train.schedule')}" if get(params, "train.schedule") else ""
