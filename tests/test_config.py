@@ -61,6 +61,8 @@ def test_nothing_is_filled_in():
         ("train.schedule", "step", "'train.schedule' is 'step'; allowed: constant, cosine"),
         ("train.swa_from", 1.0, "'train.swa_from' is 1.0; it must be 0 (off) or a fraction of the epochs below 1"),
         ("train.swa_from", -0.5, "'train.swa_from' is -0.5"),
+        ("train.label_smoothing", 1.0, "'train.label_smoothing' is 1.0; it must be 0 (off) or a fraction below 1"),
+        ("train.label_smoothing", -0.1, "'train.label_smoothing' is -0.1"),
         ("train.weight_decay", -0.1, "'train.weight_decay' is -0.1; it must be 0 or more"),
         ("train.augment.crop_scale", [0.9, 0.5], "'train.augment.crop_scale'"),
         ("train.augment.jitter", [0.1], "'train.augment.jitter' must be a list of 4 numbers"),

@@ -139,7 +139,7 @@ def test_queue_tasks_read_dvc_queue_status():
     assert {n: s for t, n, s in rows if t not in earlier} == {"jaffe-seed1": "Running", "jaffe-seed2": "Queued"}
 
 
-def test_a_groups_heading_names_its_heads_learning_rate_and_averaged_epochs():
+def test_a_groups_heading_names_its_heads_learning_rate_averaged_epochs_and_smoothing():
     params = {"train": {"epochs": 160, "image_size": 96, "lr": 0.001, "schedule": "constant", "swa_from": 0.5}}
     assert report._recipe(params) == "160 epochs at 96 px, lr 0.001 constant, SWA over epochs 81-160"
     params["train"]["swa_from"] = 0.0
@@ -148,6 +148,11 @@ def test_a_groups_heading_names_its_heads_learning_rate_and_averaged_epochs():
     params["model"] = {"embedding": "split", "dim": 128}
     assert report._recipe(params) == "heads of 128, 160 epochs at 96 px, lr 0.001 constant"
     params["model"]["embedding"] = "seed"
+    assert report._recipe(params) == "160 epochs at 96 px, lr 0.001 constant"
+    # softened classifier targets, where they are (0 and runs from before the key read the same: hard targets)
+    params["train"]["label_smoothing"] = 0.1
+    assert report._recipe(params) == "160 epochs at 96 px, lr 0.001 constant, label smoothing 0.1"
+    params["train"]["label_smoothing"] = 0.0
     assert report._recipe(params) == "160 epochs at 96 px, lr 0.001 constant"
     # runs of commits before these keys existed: what they have
     assert report._recipe({"train": {"epochs": 80, "image_size": 64}}) == "80 epochs at 64 px"

@@ -226,6 +226,22 @@ def test_seed_embedding_trains_with_triplets_alone(tiny_set):
         )
 
 
+def test_label_smoothing_penalises_overconfident_classifiers():
+    # cosine logits of 4 images over 3 labels per axis: each image at cosine `c` to its own label, -c to the others
+    def out(c: float) -> dict[str, torch.Tensor]:
+        logits = torch.full((4, 3), -c)
+        logits[torch.arange(4), torch.tensor([0, 1, 2, 0])] = c
+        return {"identity_logits": logits, "attribute_logits": logits.clone()}
+
+    labels = torch.tensor([0, 1, 2, 0])
+    sure, unsure = out(1.0), out(0.2)
+    plain = [train.classification_loss(o, labels, labels, 16.0) for o in (sure, unsure)]
+    smooth = [train.classification_loss(o, labels, labels, 16.0, smoothing=0.1) for o in (sure, unsure)]
+    assert plain[0] < plain[1]  # without smoothing, the surer the better
+    assert smooth[0] > smooth[1]  # with it, certainty itself costs: the target is 0.9, not 1
+    assert smooth[0] > plain[0] and plain[0] < 1e-5
+
+
 def test_saved_models_are_byte_identical_for_identical_weights(tmp_path):
     torch.manual_seed(0)
     net = model.build(MODEL, 21, 3, 7)

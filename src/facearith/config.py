@@ -128,6 +128,7 @@ class TrainParams:
     margin: float = _min(0, "0 or more")
     ce_weight: float
     ce_scale: float
+    label_smoothing: float = _min(0, "0 (off) or a fraction below 1")
     recalibrate_bn: bool
     image_size: int = _min(32, "at least 32 px: MobileNetV2 downsamples 32x")
     augment: AugmentParams
@@ -135,6 +136,10 @@ class TrainParams:
     def __post_init__(self) -> None:
         if self.lr <= 0:
             raise ConfigError("params: 'train.lr' must be greater than 0")
+        if not 0 <= self.label_smoothing < 1:
+            raise ConfigError(
+                f"params: 'train.label_smoothing' is {self.label_smoothing}; it must be 0 (off) or a fraction below 1"
+            )
         if not 0 <= self.swa_from < 1:
             raise ConfigError(
                 f"params: 'train.swa_from' is {self.swa_from}; it must be 0 (off) or a fraction of the epochs below 1"

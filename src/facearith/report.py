@@ -90,8 +90,8 @@ def _mean_sd(values: list[Any]) -> str:
 
 
 def _recipe(params: dict[str, Any]) -> str:
-    """'heads of 128, 160 epochs at 96 px, lr 0.001 constant, SWA over epochs 81-160': what a group's runs
-    trained with (keys that its commit did not have yet are left out)."""
+    """'heads of 128, 160 epochs at 96 px, lr 0.001 constant, SWA over epochs 81-160, label smoothing 0.1': what
+    a group's runs trained with (keys that its commit did not have yet are left out)."""
     epochs = get(params, "train.epochs")
     text = f"{epochs} epochs at {get(params, 'train.image_size')} px"
     if get(params, "model.embedding") == "split" and get(params, "model.dim") is not None:
@@ -103,6 +103,8 @@ def _recipe(params: dict[str, Any]) -> str:
     swa = get(params, "train.swa_from")
     if swa and isinstance(epochs, int):
         text += f", SWA over epochs {swa_first_epoch(epochs, swa) + 1}-{epochs}"
+    if get(params, "train.label_smoothing"):
+        text += f", label smoothing {get(params, 'train.label_smoothing')}"
     return text
 
 

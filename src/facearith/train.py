@@ -154,13 +154,20 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
 
 
 def classification_loss(
-    out: dict[str, torch.Tensor], identities: torch.Tensor, attributes: torch.Tensor, scale: float
+    out: dict[str, torch.Tensor],
+    identities: torch.Tensor,
+    attributes: torch.Tensor,
+    scale: float,
+    smoothing: float = 0.0,
 ) -> torch.Tensor:
-    """Cross-entropy of the cosine classifiers of both axes (NormFace-style, logits scaled by `scale`)."""
+    """Cross-entropy of the cosine classifiers of both axes (NormFace-style, logits scaled by `scale`), with
+    `smoothing` of each target's probability spread over the other labels (torch's label_smoothing)."""
     if "identity_logits" not in out:
         raise ConfigError("train.ce_weight > 0 needs model.embedding: split (the seed's embedding has no heads)")
     ce = nn.functional.cross_entropy
-    return ce(out["identity_logits"] * scale, identities) + ce(out["attribute_logits"] * scale, attributes)
+    return ce(out["identity_logits"] * scale, identities, label_smoothing=smoothing) + ce(
+        out["attribute_logits"] * scale, attributes, label_smoothing=smoothing
+    )
 
 
 def triplet_loss(out: dict[str, torch.Tensor], rows: torch.Tensor, margin: float) -> torch.Tensor:
@@ -263,7 +270,8 @@ def train(
             loss = triplet_loss(out, torch.from_numpy(rows).to(device), p.margin)
             if p.ce_weight > 0:
                 idx = torch.from_numpy(order)
-                ce = classification_loss(out, id_index[idx].to(device), attr_index[idx].to(device), p.ce_scale)
+                ids, attrs = id_index[idx].to(device), attr_index[idx].to(device)
+                ce = classification_loss(out, ids, attrs, p.ce_scale, p.label_smoothing)
                 loss = loss + p.ce_weight * ce
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
