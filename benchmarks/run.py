@@ -183,7 +183,7 @@ def part_search(args: argparse.Namespace) -> dict:
         index.build(data, Path(tmp) / "index", ip.edge_size_for_creation, ip.edge_size_for_search, threads=8)
         out["ngt_build_seconds"] = time.perf_counter() - start
         searcher = index.NGTSearcher(Path(tmp) / "index")
-        for epsilon in (0.0, 0.05, 0.1, 0.2, 0.5):  # 0.5: the default (params.yaml)
+        for epsilon in sorted({0.0, 0.05, 0.1, 0.2, ip.epsilon}):  # and the committed one (params.yaml)
             searcher.epsilon = epsilon
             start = time.perf_counter()
             ids, _ = searcher.search(queries, k)

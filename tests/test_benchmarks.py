@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from facearith import config
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
@@ -69,7 +71,9 @@ def test_quick_bench_runs_every_part(tmp_path):
     assert len(extract["rounds"]) == 1 and extract["ratio"] == extract["rounds"][0]["ratio"] > 0
     assert extract["project"]["cold_images_per_second"] > 0 and extract["ratio_cold"] > 0
     search = results["search"]["2000"]
-    assert len(search["ngt"]) == 4 and all(0 <= s["recall_at_10"] <= 1 for s in search["ngt"])
+    swept = [s["epsilon"] for s in search["ngt"]]
+    assert swept == sorted({0.0, 0.05, 0.1, 0.2, config.load(ROOT / "params.yaml").index.epsilon})
+    assert all(0 <= s["recall_at_10"] <= 1 for s in search["ngt"])
     assert set(results["targets"]) and all("met" in t for t in results["targets"].values())
 
 
