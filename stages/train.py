@@ -1,7 +1,5 @@
 """Stage train: triplet training of the network on the selected images; the model, metrics and loss curve."""
 
-from pathlib import Path
-
 from dvclive import Live
 from facearith import config, data, model, pictures, runner, train
 from facearith.fsutil import write_json
@@ -30,8 +28,10 @@ def main(args) -> None:
         live.log_image("loss.png", pictures.line_chart(result.losses, "Training loss per epoch", "epoch", "loss"))
     model.save(net, args.model, params.model, *train.model_extra(table, tp))
     write_json(args.metrics, train.run_metrics(result, tp, device))
-    if ck.path:
-        Path(ck.path).unlink(missing_ok=True)  # finished: nothing left to resume
+    for k in range(params.model.members):  # finished: nothing left to resume
+        path = train.member_checkpoint(ck.path, k)
+        if path:
+            path.unlink(missing_ok=True)
     print(train.summary(result, tp))
 
 

@@ -57,6 +57,7 @@ def test_nothing_is_filled_in():
         ("data.source", "imagenet", "'data.source' is 'imagenet'; allowed: synthetic, jaffe"),
         ("model.arch", "resnet50", "'model.arch' is 'resnet50'"),
         ("train.device", "tpu", "'train.device' is 'tpu'"),
+        ("model.members", 0, "'model.members' is 0; it must be at least 1 network"),
         ("train.sampler", "pairs", "'train.sampler' is 'pairs'; allowed: blocks, triplets"),
         ("train.schedule", "step", "'train.schedule' is 'step'; allowed: constant, cosine"),
         ("train.swa_from", 1.0, "'train.swa_from' is 1.0; it must be 0 (off) or a fraction of the epochs below 1"),

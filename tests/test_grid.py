@@ -89,6 +89,20 @@ def test_collect_keeps_the_grid_newest_first_and_skips_others():
     assert runs[0]["machine"] == "test CPU" and runs[0]["params"]["train"]["seed"] == 0
 
 
+def test_collect_keeps_the_runs_already_collected_unless_a_newer_run_replaces_one():
+    # a fresh clone has none of the earlier experiments' refs: what the committed file holds must stay
+    earlier = grid.collect(
+        [{"experiments": [{"revs": [_record("old-seed0", 0, 0.5), _record("jaffe-seed0", 0, 0.6)]}]}]
+    )
+    newer = _record("jaffe-seed0", 0, 0.8, ts="2099-01-01T00:00:00")
+    runs = grid.collect([{"experiments": [{"revs": [newer, _record("jaffe-seed1", 1, 0.7)]}]}], "here", earlier)
+    assert [r["name"] for r in runs] == ["jaffe-seed0", "jaffe-seed1", "old-seed0"]
+    assert runs[0]["eval"]["heldout_images"]["composition"]["top1"] == 0.8 and runs[0]["machine"] == "here"
+    assert runs[2] == earlier[1]
+    older = _record("jaffe-seed1", 1, 0.1, ts="1999-01-01T00:00:00")
+    assert grid.collect([{"experiments": [{"revs": [older]}]}], "", runs) == runs  # an older run does not
+
+
 def test_mean_sd():
     m, sd, n = grid.mean_sd([0.6, 0.8, None])
     assert (round(m, 6), round(sd, 6), n) == (0.7, round(math.sqrt(0.02), 6), 2)
@@ -154,5 +168,11 @@ def test_a_groups_heading_names_its_heads_learning_rate_averaged_epochs_and_smoo
     assert report._recipe(params) == "160 epochs at 96 px, lr 0.001 constant, label smoothing 0.1"
     params["train"]["label_smoothing"] = 0.0
     assert report._recipe(params) == "160 epochs at 96 px, lr 0.001 constant"
+    # an ensemble: how many networks, each trained as the rest says
+    params["model"] = {"embedding": "split", "dim": 64, "members": 2}
+    expected = "an ensemble of 2 networks (each: heads of 64, 160 epochs at 96 px, lr 0.001 constant)"
+    assert report._recipe(params) == expected
+    params["model"]["members"] = 1
+    assert report._recipe(params) == "heads of 64, 160 epochs at 96 px, lr 0.001 constant"
     # runs of commits before these keys existed: what they have
     assert report._recipe({"train": {"epochs": 80, "image_size": 64}}) == "80 epochs at 64 px"

@@ -55,6 +55,43 @@ def test_save_and_load_round_trip(tmp_path, tiny_set):
     assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]
 
 
+def test_an_ensembles_members_are_the_single_networks_of_their_seeds(tiny_set, tmp_path):
+    table, images = tiny_set
+    table = table.assign(selected=True)
+    tp = replace(COMMITTED.train, epochs=2, image_size=32, batch_size=8, threads=1, seed=3)
+    cpu = torch.device("cpu")
+    single, one = train.train_selected(table, MODEL, tp, cpu, progress=False)
+    steps: list[int] = []
+    ens, both = train.train_selected(
+        table, replace(MODEL, members=2), tp, cpu, progress=False, on_epoch=lambda e, loss: steps.append(e)
+    )
+    assert isinstance(single, model.FaceNet) and isinstance(ens, model.Ensemble) and len(ens.members) == 2
+    # member 0 is the network of the run's seed, member 1 that of seed + 1000: neighbouring grid seeds share none
+    first = single.state_dict()
+    assert all(torch.equal(v, ens.members[0].state_dict()[k]) for k, v in first.items())
+    other, _ = train.train_selected(table, MODEL, replace(tp, seed=train.member_seed(3, 1)), cpu, progress=False)
+    assert all(torch.equal(v, ens.members[1].state_dict()[k]) for k, v in other.state_dict().items())
+    assert not torch.equal(ens.members[0].identity_head.weight, ens.members[1].identity_head.weight)
+    # the run adds up: both members' epochs, logged one after the other; the loss is their final losses' mean
+    assert steps == list(range(4)) and len(both.losses) == 4 and both.images_seen == 2 * one.images_seen
+    assert both.final_loss == pytest.approx((both.losses[1] + both.losses[3]) / 2)
+    assert "2 networks x 2 epochs" in train.summary(both, tp)
+    # the ensemble's feature: the members' unit features side by side, scaled back to unit length
+    f, f0, f1 = (features.extract(n, images, 32) for n in (ens, single, other))
+    assert f.shape == (21, 32) and np.allclose(np.linalg.norm(f, axis=1), 1, atol=1e-5)
+    assert np.allclose(f, np.concatenate([f0, f1], axis=1) / 2**0.5, atol=1e-5)
+    # saved and loaded as an ensemble; the untrained baseline starts from the same two initial networks
+    path = tmp_path / "ens.pt"
+    extra = {"persons": ["a", "b", "c"], "expressions": list("abcdefg"), "image_size": 32}
+    model.save(ens, path, replace(MODEL, members=2), 21, extra)
+    back, _ = model.load(path)
+    assert isinstance(back, model.Ensemble) and np.allclose(features.extract(back, images, 32), f, atol=1e-6)
+    starts = train.initial_members(replace(MODEL, members=2), tp, 3, 7)
+    assert not torch.equal(starts[0].identity_head.weight, starts[1].identity_head.weight)
+    fresh = train.initial_member(MODEL, train.member_seed(3, 1), 1, 3, 7)
+    assert torch.equal(fresh.identity_head.weight, starts[1].identity_head.weight)
+
+
 def test_load_errors_name_the_file(tmp_path):
     with pytest.raises(model.ModelError, match="nope.pt not found"):
         model.load(tmp_path / "nope.pt")

@@ -40,7 +40,7 @@ def _epochs_done(path: Path) -> int:
         return 0
 
 
-def _interrupt_training(root: Path, sig: int) -> subprocess.Popen:
+def _interrupt_training(root: Path, sig: int, checkpoint: str = "checkpoints/train.pt") -> subprocess.Popen:
     proc = subprocess.Popen(
         stage_cmd("train"),
         cwd=root,
@@ -49,7 +49,7 @@ def _interrupt_training(root: Path, sig: int) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
     )
-    ck = root / "checkpoints/train.pt"
+    ck = root / checkpoint
     deadline = time.monotonic() + 300
     while _epochs_done(ck) < 2:
         assert proc.poll() is None, proc.communicate()
@@ -99,6 +99,26 @@ def test_interrupted_training_leaves_nothing_and_resumes_to_the_same_model(tmp_p
     assert mc["seconds"] > mc["seconds_this_run"] > 0
     said = re.search(rf"{epochs} epochs in ([0-9.]+) s, {before} of them before a resume", resumed.stdout)
     assert said and float(said[1]) == pytest.approx(mc["seconds"], abs=0.06)  # the whole run, as in train.json
+
+
+def test_an_ensemble_killed_in_its_second_member_resumes_there_to_the_same_model(tmp_path):
+    over = {"model": {"members": 2}, "train": {"epochs": 40, "swa_from": 0.05}}
+    whole = _workdir(tmp_path / "whole", over)
+    assert _stage(whole, "train").returncode == 0
+    cut = _workdir(tmp_path / "cut", over)
+    proc = _interrupt_training(cut, signal.SIGKILL, "checkpoints/train.member1.pt")
+    assert proc.returncode == -signal.SIGKILL and _epochs_done(cut / "checkpoints/train.pt") == 40
+    resumed = _stage(cut, "train")
+    assert resumed.returncode == 0, resumed.stderr
+    # member 0 is replayed whole from its checkpoint, member 1 continues where it was killed
+    assert "resuming from checkpoints/train.pt after epoch 40" in resumed.stdout
+    assert "resuming from checkpoints/train.member1.pt after epoch" in resumed.stdout
+    a = torch.load(whole / "models/model.pt", weights_only=True)["state_dict"]
+    b = torch.load(cut / "models/model.pt", weights_only=True)["state_dict"]
+    assert any(k.startswith("members.1.") for k in a) and all(torch.equal(a[k], b[k]) for k in a)
+    assert list((cut / "checkpoints").iterdir()) == []  # both members' checkpoints removed once finished
+    mw, mc = (json.loads((r / "metrics/train.json").read_text()) for r in (whole, cut))
+    assert mw["loss"] == mc["loss"] and mw["epochs_this_run"] == 80 and mc["epochs_this_run"] < 40
 
 
 def test_a_checkpoint_of_other_params_is_not_resumed(tmp_path):

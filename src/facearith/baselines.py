@@ -26,12 +26,14 @@ def untrained_features(
     images: Sequence[np.ndarray],
     fit: np.ndarray,
 ) -> np.ndarray:
-    """The network before training (same seed and init); BatchNorm statistics from the training images."""
+    """The network (each member of the ensemble) before training, with the same seed and initial weights;
+    BatchNorm statistics from the training images."""
     from facearith import features, model, train
 
-    train.seed_everything(train_params.seed, train_params.threads)
     n_p, n_e = table.identity.nunique(), table.attribute.nunique()
-    net = model.build(model_params, n_p * n_e, n_p, n_e)
+    nets = train.initial_members(model_params, train_params, n_p, n_e)
     size = train_params.image_size
-    train.recalibrate_batchnorm(net, [images[i] for i in np.flatnonzero(fit)], size, "cpu")
+    for net in nets:
+        train.recalibrate_batchnorm(net, [images[i] for i in np.flatnonzero(fit)], size, "cpu")
+    net = nets[0] if len(nets) == 1 else model.Ensemble(nets)
     return features.extract(net, images, size, features_params.batch_size)

@@ -90,6 +90,7 @@ class ModelParams:
     embedding: str = _choices("seed", "split")
     dim: int = _min(2, "at least 2")
     pooling: str = _choices("median", "mean", "max")
+    members: int = _min(1, "at least 1 network")
 
 
 @dataclass(frozen=True)

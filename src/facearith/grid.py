@@ -6,8 +6,9 @@ python -m facearith.grid run NAME [-S key=value ...] [--vary train.seed=0,1,2]
 python -m facearith.grid collect [--out results/grid.json]
     reads `dvc exp show --json` and keeps every experiment named like that: its group, the varied value,
     its params and metrics, and this machine's CPU (the queue runs experiments where it is started, so
-    collect where you ran the grid). DVC keeps experiments as local git refs, so this
-    file is what is committed; `python -m facearith.report` renders the README's tables from it.
+    collect where you ran the grid), beside the runs the file already holds (a newer run of a name
+    replaces its earlier one). DVC keeps experiments as local git refs, so this file is what is committed;
+    `python -m facearith.report` renders the README's tables from it.
 """
 
 from __future__ import annotations
@@ -66,9 +67,11 @@ def _data(files: dict[str, Any], name: str) -> dict[str, Any]:
     return ((files or {}).get(name) or {}).get("data") or {}
 
 
-def collect(shown: Any, machine: str = "") -> list[dict[str, Any]]:
-    """The grid's experiments from `dvc exp show --json` output: the newest of each name, sorted."""
-    runs: dict[str, dict[str, Any]] = {}
+def collect(shown: Any, machine: str = "", earlier: Sequence[dict[str, Any]] = ()) -> list[dict[str, Any]]:
+    """The grid's experiments from `dvc exp show --json` output, added to `earlier` runs (results/grid.json as
+    committed): the newest of each name, sorted. DVC keeps experiments as local git refs, so a fresh clone
+    shows none of the earlier ones, and collecting there must not drop them."""
+    runs: dict[str, dict[str, Any]] = {r["name"]: r for r in earlier}
     for record, state in _walk(shown):
         name = record.get("name") or ""
         match = NAME.match(name)
@@ -201,7 +204,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"grid: {', '.join(failed)} failed (their logs are above)", file=sys.stderr)
         return 1 if failed else 0
     shown = json.loads(subprocess.run(["dvc", "exp", "show", "--json", "-A"], check=True, capture_output=True).stdout)
-    runs = collect(shown, machine_description())
+    out = Path(args.out)
+    earlier = json.loads(out.read_text())["runs"] if out.is_file() else []
+    runs = collect(shown, machine_description(), earlier)
     from facearith.fsutil import write_json
 
     write_json(args.out, {"runs": runs})

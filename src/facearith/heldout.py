@@ -45,10 +45,10 @@ def heldout_pairs(
     for f in range(hp.folds):
         fit = sel & (row_fold != f)
         held = {p for p, g in fold.items() if g == f}
-        train.seed_everything(train_params.seed, train_params.threads)
-        net = model.build(model_params, n_i * n_a, n_i, n_a)
         fit_images = [images[i] for i in np.flatnonzero(fit)]
-        train.train(net, fit_images, ident[fit], attr[fit], train_params, device, progress=False)
+        net, _ = train.train_members(
+            fit_images, ident[fit], attr[fit], (n_i, n_a), model_params, train_params, device, progress=False
+        )
         feats = features.extract(net, sel_images, train_params.image_size, features_params.batch_size, device)
         # label vectors from the trained pairs' images only: a held-out pair's own images must not shape its query
         src = np.array([(i, a) not in held for i, a in zip(ident[sel], attr[sel], strict=True)])

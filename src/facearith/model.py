@@ -149,6 +149,20 @@ class FaceNet(nn.Module):
         return {"features": normalize(pooled), "identity": logits, "attribute": logits}
 
 
+class Ensemble(nn.Module):
+    """Networks trained from different seeds (a deep ensemble): each image's feature is the members' features
+    concatenated, scaled to unit length, so a search compares images by their mean cosine over the members."""
+
+    def __init__(self, members: list[nn.Module]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        outs = [m(x) for m in self.members]
+        scale = len(outs) ** -0.5
+        return {k: torch.cat([o[k] for o in outs], dim=1) * scale for k in ("features", "identity", "attribute")}
+
+
 class ConvActivation(nn.Module):
     """A convolution and the clamp after it as one oneDNN call (the fused op torch.compile emits on CPUs): the
     activation is applied while the output is still in cache, saving a pass over every map. The weight is
@@ -210,7 +224,7 @@ def fuse_conv_activations(gm: torch.fx.GraphModule) -> int:
     return fused
 
 
-def for_inference(model: FaceNet) -> FaceNet:
+def for_inference(model: FaceNet | Ensemble) -> FaceNet | Ensemble:
     """An eval-mode copy whose BatchNorms are folded into the convolutions before them (torch.fx) and, on the
     CPU, whose ReLU6 run inside the convolutions (oneDNN post-ops): the same features to float rounding, two
     memory passes less per layer, which is what limits this CPU (benchmarks/)."""
@@ -218,6 +232,8 @@ def for_inference(model: FaceNet) -> FaceNet:
 
     from torch.fx.experimental.optimization import fuse
 
+    if isinstance(model, Ensemble):
+        return Ensemble([for_inference(m) for m in model.members]).eval()
     fused = copy.deepcopy(model).eval().requires_grad_(False)
     fused.net._features = fuse(fused.net._features, inplace=True).to(memory_format=torch.channels_last)
     if all(p.device.type == "cpu" for p in fused.parameters()):
@@ -225,13 +241,19 @@ def for_inference(model: FaceNet) -> FaceNet:
     return fused
 
 
-def build(p: ModelParams, num_classes: int, n_identities: int = 0, n_attributes: int = 0) -> FaceNet:
-    return FaceNet(
-        num_classes, p.arch, p.embedding, p.dim, p.pooling, p.pretrained, p.weights, n_identities, n_attributes
-    )
+def build(p: ModelParams, num_classes: int, n_identities: int = 0, n_attributes: int = 0) -> FaceNet | Ensemble:
+    """One network, or an Ensemble of `p.members` (each initialised from torch's generator in turn; training
+    seeds each member itself: train.train_selected)."""
+    nets = [
+        FaceNet(num_classes, p.arch, p.embedding, p.dim, p.pooling, p.pretrained, p.weights, n_identities, n_attributes)
+        for _ in range(p.members)
+    ]
+    return nets[0] if p.members == 1 else Ensemble(nets)
 
 
-def save(model: FaceNet, path: str | os.PathLike, model_params: ModelParams, num_classes: int, extra: dict) -> None:
+def save(
+    model: FaceNet | Ensemble, path: str | os.PathLike, model_params: ModelParams, num_classes: int, extra: dict
+) -> None:
     # plain types only, so that torch.load(weights_only=True) can read it back
     blob = {"state_dict": model.state_dict(), "model": as_dict(model_params), "num_classes": num_classes, **extra}
     save_bytes(blob, path)
@@ -251,7 +273,7 @@ def save_bytes(obj: Any, path: str | os.PathLike) -> None:
         tmp.write_bytes(buf.getvalue())
 
 
-def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[FaceNet, dict]:
+def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[FaceNet | Ensemble, dict]:
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"{path} not found; run `dvc repro` to train the model")
@@ -260,7 +282,8 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[F
     except Exception as exc:
         raise ModelError(f"{path} is not a readable facearith model ({exc}); run `dvc repro --force train`") from None
     try:  # pretrained off: the trained weights replace ImageNet's anyway
-        params = build_params(ModelParams, dict(blob["model"], pretrained=False), "model")
+        # a model saved before model.members existed is one network
+        params = build_params(ModelParams, {"members": 1, **blob["model"], "pretrained": False}, "model")
     except ConfigError as exc:
         raise ModelError(f"{path} was saved with other model settings ({exc}); run `dvc repro --force train`") from None
     model = build(params, blob["num_classes"], len(blob["persons"]), len(blob["expressions"]))

@@ -96,6 +96,9 @@ def _recipe(params: dict[str, Any]) -> str:
     text = f"{epochs} epochs at {get(params, 'train.image_size')} px"
     if get(params, "model.embedding") == "split" and get(params, "model.dim") is not None:
         text = f"heads of {get(params, 'model.dim')}, " + text
+    members = get(params, "model.members")
+    if members and members > 1:
+        text = f"an ensemble of {members} networks (each: {text}"
     if get(params, "train.lr") is not None:
         text += f", lr {get(params, 'train.lr')}" + (
             f" {get(params, 'train.schedule')}" if get(params, "train.schedule") else ""
@@ -105,7 +108,7 @@ def _recipe(params: dict[str, Any]) -> str:
         text += f", SWA over epochs {swa_first_epoch(epochs, swa) + 1}-{epochs}"
     if get(params, "train.label_smoothing"):
         text += f", label smoothing {get(params, 'train.label_smoothing')}"
-    return text
+    return text + ")" if members and members > 1 else text
 
 
 def grid_tables(runs: list[dict[str, Any]]) -> str:

@@ -37,10 +37,18 @@ class TrainResult:
     anchors_seen: int = 0  # training images trained on: each is an anchor once per epoch
     epochs_resumed: int = 0  # epochs done by an earlier, interrupted run
     seconds_this_run: float = 0.0
+    final_losses: list[float] = field(default_factory=list)  # each member's last epoch (train_members)
 
     @property
     def epochs_this_run(self) -> int:
         return len(self.losses) - self.epochs_resumed
+
+    @property
+    def final_loss(self) -> float | None:
+        """The last epoch's loss; for an ensemble, the mean over its members' last epochs."""
+        if self.final_losses:
+            return float(np.mean(self.final_losses))
+        return self.losses[-1] if self.losses else None
 
     @property
     def images_per_second(self) -> float:
@@ -357,6 +365,73 @@ def _restore(path, fingerprint, model, optimizer, rng, result, averaged=None) ->
     return state["epochs_done"]
 
 
+def member_seed(seed: int, k: int) -> int:
+    """Member k's training seed: member 0 is the single network of `seed`; the others are far enough apart that
+    ensembles of neighbouring seeds (a grid over train.seed) share no member."""
+    return seed + 1000 * k
+
+
+def member_checkpoint(path: str | os.PathLike | None, k: int) -> Path | None:
+    """Member k's checkpoint: member 0 writes `path` itself, member k a sibling `<stem>.member<k><suffix>`."""
+    if not path:
+        return None
+    path = Path(path)
+    return path if k == 0 else path.with_name(f"{path.stem}.member{k}{path.suffix}")
+
+
+def initial_member(model_params: ModelParams, seed: int, threads: int, n_i: int, n_a: int) -> nn.Module:
+    """One untrained network, built right after seeding everything with `seed` (as training builds it)."""
+    from dataclasses import replace
+
+    from facearith import model
+
+    seed_everything(seed, threads)
+    return model.build(replace(model_params, members=1), n_i * n_a, n_i, n_a)
+
+
+def initial_members(model_params: ModelParams, params: TrainParams, n_i: int, n_a: int) -> list[nn.Module]:
+    """The untrained members of `model_params.members`, each as its training starts from it."""
+    k_seeds = [member_seed(params.seed, k) for k in range(model_params.members)]
+    return [initial_member(model_params, seed, params.threads, n_i, n_a) for seed in k_seeds]
+
+
+def train_members(
+    images: Sequence[np.ndarray],
+    identities: np.ndarray,
+    attributes: np.ndarray,
+    n_labels: tuple[int, int],
+    model_params: ModelParams,
+    params: TrainParams,
+    device: torch.device,
+    on_epoch: Callable[[int, float], None] | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    **kwargs: Any,
+) -> tuple[nn.Module, TrainResult]:
+    """`model_params.members` networks trained one after another, member k exactly as a single network of seed
+    `member_seed(params.seed, k)` would be; one network, or their Ensemble. The result adds up the members';
+    its losses run through member 0's epochs, then member 1's, and `on_epoch` counts on across members."""
+    from dataclasses import replace
+
+    from facearith import model
+
+    n_i, n_a = n_labels
+    nets, total = [], TrainResult()
+    for k in range(model_params.members):
+        p = replace(params, seed=member_seed(params.seed, k))
+        net = initial_member(model_params, p.seed, p.threads, n_i, n_a)
+        offset = k * params.epochs
+        step = None if on_epoch is None else (lambda e, loss, o=offset: on_epoch(o + e, loss))
+        mine = member_checkpoint(checkpoint, k)
+        result = train(net, images, identities, attributes, p, device, step, checkpoint=mine, **kwargs)
+        nets.append(net)
+        total.losses += result.losses
+        total.epoch_seconds += result.epoch_seconds
+        total.final_losses += result.losses[-1:]
+        for name in ("seconds", "images_seen", "anchors_seen", "epochs_resumed", "seconds_this_run"):
+            setattr(total, name, getattr(total, name) + getattr(result, name))
+    return (nets[0] if len(nets) == 1 else model.Ensemble(nets)), total
+
+
 def train_selected(
     table: pd.DataFrame,
     model_params: ModelParams,
@@ -364,17 +439,15 @@ def train_selected(
     device: torch.device,
     **kwargs: Any,
 ) -> tuple[nn.Module, TrainResult]:
-    """A network built from `model_params`, seeded, and trained on the table's selected rows (`train`'s
-    keyword arguments pass through: logging, checkpoint, resume, fingerprint)."""
-    from facearith import data, model
+    """The network (or ensemble) of `model_params`, seeded, and trained on the table's selected rows
+    (`train_members`' keyword arguments pass through: logging, checkpoint, resume, fingerprint)."""
+    from facearith import data
 
     rows = table[table["selected"]]
-    n_i, n_a = table.identity.nunique(), table.attribute.nunique()
-    seed_everything(params.seed, params.threads)
-    net = model.build(model_params, n_i * n_a, n_i, n_a)
+    labels = (table.identity.nunique(), table.attribute.nunique())
     images = data.load_images(rows.path.tolist())
-    result = train(net, images, rows.identity.to_numpy(), rows.attribute.to_numpy(), params, device, **kwargs)
-    return net, result
+    identities, attributes = rows.identity.to_numpy(), rows.attribute.to_numpy()
+    return train_members(images, identities, attributes, labels, model_params, params, device, **kwargs)
 
 
 def model_extra(table: pd.DataFrame, params: TrainParams) -> tuple[int, dict[str, Any]]:
@@ -387,12 +460,12 @@ def model_extra(table: pd.DataFrame, params: TrainParams) -> tuple[int, dict[str
 def run_metrics(result: TrainResult, params: TrainParams, device: torch.device) -> dict[str, Any]:
     """metrics/train.json: the whole run (a resumed run counts the epochs and seconds of the run it continued)."""
     return {
-        "loss": result.losses[-1] if result.losses else None,
+        "loss": result.final_loss,
         "epochs": params.epochs,
         "seconds": round(result.seconds, 2),
         "images_per_second": round(result.images_per_second, 2),  # through the network
         "anchors_per_second": round(result.anchors_per_second, 2),  # training images trained on
-        "epochs_this_run": result.epochs_this_run,
+        "epochs_this_run": result.epochs_this_run,  # of all members together
         "seconds_this_run": round(result.seconds_this_run, 2),
         "device": device.type,
     }
@@ -400,4 +473,6 @@ def run_metrics(result: TrainResult, params: TrainParams, device: torch.device) 
 
 def summary(result: TrainResult, params: TrainParams) -> str:
     resumed = f", {result.epochs_resumed} of them before a resume" if result.epochs_resumed else ""
-    return f"train: {params.epochs} epochs in {result.seconds:.1f} s{resumed} ({result.images_per_second:.1f} images/s)"
+    members = len(result.final_losses)
+    epochs = f"{members} networks x {params.epochs} epochs" if members > 1 else f"{params.epochs} epochs"
+    return f"train: {epochs} in {result.seconds:.1f} s{resumed} ({result.images_per_second:.1f} images/s)"
