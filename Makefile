@@ -41,8 +41,9 @@ results: venv
 # zero-shot folds of pairs, as DVC experiments (`dvc exp run --queue`, `dvc queue start`), then collected from
 # `dvc exp show --json` into results/grid.json and rendered. The -nols, -noswa, -80ep and -64px groups are the
 # previous recipes (hard classifier targets, no weight averaging, fewer epochs, a smaller input): the evidence
-# for the defaults; the -dim128 groups are heads of 128, measured with hard targets. Every earlier recipe
-# trained with hard targets ($(HARD)). About three and a quarter hours on 2 CPU cores.
+# for the defaults; the -dim128 groups are heads of 128, measured with hard targets; the -members2 groups are
+# ensembles of two networks (model.members=2). Every earlier recipe trained with hard targets ($(HARD)). About
+# four hours on 2 CPU cores.
 JAFFE ?= ../shared/data/jaffe/jaffedbase.zip
 JAFFE_SET := -S data.source=jaffe -S 'data.jaffe.archive="$(abspath $(JAFFE))"'
 HARD := -S train.label_smoothing=0
@@ -51,6 +52,7 @@ grid: venv
 	$(PY) -m facearith.grid run jaffe $(JAFFE_SET)
 	$(PY) -m facearith.grid run jaffe-nols $(JAFFE_SET) $(HARD)
 	$(PY) -m facearith.grid run jaffe-dim128 $(JAFFE_SET) $(HARD) -S model.dim=128
+	$(PY) -m facearith.grid run jaffe-members2 $(JAFFE_SET) -S model.members=2
 	$(PY) -m facearith.grid run jaffe-noswa $(JAFFE_SET) $(HARD) -S train.swa_from=0
 	$(PY) -m facearith.grid run jaffe-80ep $(JAFFE_SET) $(HARD) -S train.epochs=80 -S train.swa_from=0
 	$(PY) -m facearith.grid run jaffe-64px $(JAFFE_SET) $(HARD) -S train.epochs=80 -S train.image_size=64 \
@@ -63,6 +65,7 @@ grid: venv
 	$(PY) -m facearith.grid run jaffe-pairs-nols $(JAFFE_SET) $(HARD) $(PAIRS)
 	$(PY) -m facearith.grid run jaffe-pairs-dim128 $(JAFFE_SET) $(HARD) -S model.dim=128 $(PAIRS)
 	$(PY) -m facearith.grid run jaffe-pairs-noswa $(JAFFE_SET) $(HARD) -S train.swa_from=0 $(PAIRS)
+	$(PY) -m facearith.grid run jaffe-pairs-members2-nols $(JAFFE_SET) $(HARD) -S model.members=2 $(PAIRS)
 	$(PY) -m facearith.grid collect
 	$(PY) -m facearith.report
 
