@@ -42,8 +42,8 @@ results: venv
 # `dvc exp show --json` into results/grid.json and rendered. The -nols, -noswa, -80ep and -64px groups are the
 # previous recipes (hard classifier targets, no weight averaging, fewer epochs, a smaller input): the evidence
 # for the defaults; the -dim128 groups are heads of 128, measured with hard targets; the -members2 groups are
-# ensembles of two networks (model.members=2). Every earlier recipe trained with hard targets ($(HARD)). About
-# four hours on 2 CPU cores.
+# ensembles of two or three networks (model.members). Every earlier recipe trained with hard targets ($(HARD)).
+# About four and a half hours on 2 CPU cores.
 JAFFE ?= ../shared/data/jaffe/jaffedbase.zip
 JAFFE_SET := -S data.source=jaffe -S 'data.jaffe.archive="$(abspath $(JAFFE))"'
 HARD := -S train.label_smoothing=0
@@ -53,6 +53,7 @@ grid: venv
 	$(PY) -m facearith.grid run jaffe-nols $(JAFFE_SET) $(HARD)
 	$(PY) -m facearith.grid run jaffe-dim128 $(JAFFE_SET) $(HARD) -S model.dim=128
 	$(PY) -m facearith.grid run jaffe-members2 $(JAFFE_SET) -S model.members=2
+	$(PY) -m facearith.grid run jaffe-members3 $(JAFFE_SET) -S model.members=3
 	$(PY) -m facearith.grid run jaffe-noswa $(JAFFE_SET) $(HARD) -S train.swa_from=0
 	$(PY) -m facearith.grid run jaffe-80ep $(JAFFE_SET) $(HARD) -S train.epochs=80 -S train.swa_from=0
 	$(PY) -m facearith.grid run jaffe-64px $(JAFFE_SET) $(HARD) -S train.epochs=80 -S train.image_size=64 \
