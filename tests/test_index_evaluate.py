@@ -168,18 +168,23 @@ def test_ngt_recall_against_exact(tmp_path):
     assert evaluate.recall(index.NGTSearcher(tmp_path / "idx"), shuffled, vecs[:50], 10)["recall_at_1"] < 0.1
 
 
-def test_held_out_queries_take_their_label_vectors_from_the_training_images():
+def _swapped_held_out():
+    """Training images one-hot per pair (A, B x x, y); each held-out image carries its person's *other*
+    expression's look. Returns features, persons, expressions, the training mask and the table."""
     import pandas as pd
 
-    # training images one-hot per pair; the held-out images carry the *other* expression's look. Label vectors
-    # built from the held-out images would fit those images and find every pair (top1 1.0); built from the
-    # training images, as a user's would be, every composition lands on the swapped image (top1 0.0)
     eye = np.eye(4, dtype=np.float32)
     ident = np.array(["A", "A", "B", "B"] * 2)
     attr = np.array(["x", "y", "x", "y"] * 2)
-    feats = np.concatenate([eye, eye[[1, 0, 3, 2]]])
     sel = np.array([True] * 4 + [False] * 4)
-    table = pd.DataFrame({"identity": ident, "attribute": attr})
+    feats = np.concatenate([eye, eye[[1, 0, 3, 2]]])
+    return feats, ident, attr, sel, pd.DataFrame({"identity": ident, "attribute": attr})
+
+
+def test_held_out_queries_take_their_label_vectors_from_the_training_images():
+    # label vectors built from the held-out images would fit those images and find every pair (top1 1.0);
+    # built from the training images, as a user's would be, every composition lands on the swapped image (0.0)
+    feats, ident, attr, sel, table = _swapped_held_out()
     out = evaluate.nest(evaluate.protocols(feats, table, sel, 2), (1, 2))
     assert out["composition"]["top1"] == 1.0
     held = out["heldout_images"]
@@ -190,6 +195,24 @@ def test_held_out_queries_take_their_label_vectors_from_the_training_images():
     assert (
         evaluate.summarize(evaluate.composition_records(leaky, evaluate.all_pairs(ident, attr), 1), (1,))["top1"] == 1.0
     )
+
+
+def test_held_out_recognition_says_which_axis_fails():
+    # each held-out image looks like its person's other expression: its nearest person vector is right, its
+    # nearest expression vector wrong (its own label second)
+    feats, ident, attr, sel, table = _swapped_held_out()
+    out = evaluate.nest(evaluate.protocols(feats, table, sel, 2), (1, 2))["heldout_images"]
+    assert out["identity"] == {"top1": 1.0, "top2": 1.0, "queries": 4}
+    assert out["attribute"] == {"top1": 0.0, "top2": 1.0, "queries": 4}
+    recs = evaluate.recognition_records(
+        feats[~sel],
+        attr[~sel],
+        evaluate.Indexed(feats[sel], ident[sel], attr[sel], index.ExactSearcher(feats[sel])).vectors()[1],
+    )
+    assert recs["found"].tolist() == ["y", "x", "y", "x"] and recs["rank"].tolist() == [2, 2, 2, 2]
+    # a label without a training vector is never found: rank 0, a miss
+    lone = evaluate.recognition_records(feats[:1], np.array(["z"]), {"x": feats[0], "y": feats[1]})
+    assert lone["rank"].tolist() == [0] and not lone["top1"].any()
 
 
 def test_held_out_pairs_whose_labels_never_trained_are_not_composed():

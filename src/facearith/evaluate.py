@@ -106,6 +106,21 @@ def _records(
     )
 
 
+def recognition_records(feats: np.ndarray, labels: np.ndarray, vectors: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Each image's label vectors ranked by cosine: `rank` is the 1-based place of its own label (0 when its label
+    has no vector). Per axis, this says which half of a composition fails: a pair never trained on can be
+    recognised by person and not by expression, and then no query finds it."""
+    labels = np.asarray(labels).astype(str)
+    if not vectors or len(labels) == 0:
+        return _empty()
+    names = np.array(sorted(vectors))
+    order = np.argsort(-(feats @ np.stack([vectors[n] for n in names]).T), axis=1, kind="stable")
+    ranked = names[order]
+    hit = ranked == labels[:, None]
+    rank = np.where(hit.any(axis=1), hit.argmax(axis=1) + 1, 0)
+    return pd.DataFrame({"label": labels, "found": ranked[:, 0], "top1": hit[:, 0], "rank": rank})
+
+
 def composition_queries(idx: Indexed, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
     id_vecs, attr_vecs = idx.vectors()
     return np.stack([compose([id_vecs[i], attr_vecs[a]]) for i, a in pairs])
@@ -227,6 +242,10 @@ def protocols(feats: np.ndarray, table: pd.DataFrame, sel: np.ndarray, depth: in
         out["heldout_images.transfer"] = transfer_records(
             hidx, feats[held][rows], P[held][rows], E[held][rows], rows, depth=depth
         )
+        # each held-out image's nearest person vector and nearest expression vector (training images' vectors)
+        id_vecs, attr_vecs = idx.vectors()
+        out["heldout_images.identity"] = recognition_records(feats[held], P[held], id_vecs)
+        out["heldout_images.attribute"] = recognition_records(feats[held], E[held], attr_vecs)
     return out
 
 

@@ -158,9 +158,9 @@ class Ensemble(nn.Module):
         self.members = nn.ModuleList(members)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        outs = [m(x) for m in self.members]
-        scale = len(outs) ** -0.5
-        return {k: torch.cat([o[k] for o in outs], dim=1) * scale for k in ("features", "identity", "attribute")}
+        # only the indexed features: each member trains alone, so nothing reads the members' joint loss outputs
+        feats = [m(x)["features"] for m in self.members]
+        return {"features": torch.cat(feats, dim=1) * len(feats) ** -0.5}
 
 
 class ConvActivation(nn.Module):

@@ -27,6 +27,8 @@ PROTOCOLS = [
     ("transfer (trained images)", "transfer"),
     ("composition, held-out images", "heldout_images.composition"),
     ("transfer, held-out images", "heldout_images.transfer"),
+    ("person recognised, held-out images", "heldout_images.identity"),
+    ("expression recognised, held-out images", "heldout_images.attribute"),
     ("composition, every image indexed", "gallery.composition"),
     ("transfer, every image indexed", "gallery.transfer"),
 ]
