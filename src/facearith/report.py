@@ -81,6 +81,8 @@ GRID_PROTOCOLS = [
     ("composition, held-out images: top-5", "heldout_images.composition.top5"),
     ("composition, held-out images: top-10", "heldout_images.composition.top10"),
     ("transfer, held-out images: top-1", "heldout_images.transfer.top1"),
+    ("person recognised, held-out images: top-1", "heldout_images.identity.top1"),
+    ("expression recognised, held-out images: top-1", "heldout_images.attribute.top1"),
     ("composition, every image indexed: top-1", "gallery.composition.top1"),
     ("transfer, every image indexed: top-1", "gallery.transfer.top1"),
 ]
