@@ -33,7 +33,8 @@ def untrained_features(
     n_p, n_e = table.identity.nunique(), table.attribute.nunique()
     nets = train.initial_members(model_params, train_params, n_p, n_e)
     size = train_params.image_size
+    fit_images = [images[i] for i in np.flatnonzero(fit)]
     for net in nets:
-        train.recalibrate_batchnorm(net, [images[i] for i in np.flatnonzero(fit)], size, "cpu")
+        train.recalibrate_batchnorm(net, fit_images, size, "cpu")
     net = nets[0] if len(nets) == 1 else model.Ensemble(nets)
     return features.extract(net, images, size, features_params.batch_size)

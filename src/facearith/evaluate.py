@@ -243,7 +243,7 @@ def protocols(feats: np.ndarray, table: pd.DataFrame, sel: np.ndarray, depth: in
             hidx, feats[held][rows], P[held][rows], E[held][rows], rows, depth=depth
         )
         # each held-out image's nearest person vector and nearest expression vector (training images' vectors)
-        id_vecs, attr_vecs = idx.vectors()
+        id_vecs, attr_vecs = hidx.vectors()
         out["heldout_images.identity"] = recognition_records(feats[held], P[held], id_vecs)
         out["heldout_images.attribute"] = recognition_records(feats[held], E[held], attr_vecs)
     return out
