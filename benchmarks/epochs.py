@@ -7,8 +7,13 @@ each variant trains a fresh network for `--epochs` epochs in this process and re
     python benchmarks/epochs.py --archive jaffedbase.zip --out epochs.json        # JAFFE, CUDA, every variant
     python benchmarks/epochs.py --device cpu --epochs 2 --variants base,nodet      # the synthetic set, a smoke run
 
-Variants (names joined by '-'): base (as the pipeline trains), nodet (torch's deterministic algorithms off),
-bench (cuDNN autotuning on), noamp (float32 instead of bfloat16 autocast), t4 (4 CPU threads).
+Variants (names joined by '-'): base (as the pipeline trains, without checkpoints), nodet (torch's deterministic
+algorithms off), bench (cuDNN autotuning on), noamp (float32 instead of bfloat16 autocast), t4 (4 CPU threads),
+ck (checkpoints as the pipeline writes them, `checkpoint.every_s` apart), ck0 (a checkpoint after every epoch).
+Each variant reports its epochs' seconds, their median over the second half (warm) and their sum (checkpoints
+included: with `ck` most epochs write none, so only the sum shows their cost).
+
+    python benchmarks/epochs.py --device cpu --archive jaffedbase.zip --epochs 20 --variants base,ck,ck0
 With --full N, the fastest variant then trains N epochs per seed and reports held-out composition and transfer.
 """
 
@@ -81,9 +86,14 @@ def main() -> None:
             return replace(params.train, amp="noamp" not in name)
 
         def run(name: str, epochs: int, seed: int = 0):
+            parts = name.split("-")
+            ck = {}
+            if "ck" in parts or "ck0" in parts:
+                every = 0.0 if "ck0" in parts else params.checkpoint.every_s
+                ck = {"checkpoint": Path(tmp) / f"{name}.pt", "checkpoint_every_s": every}
             t = time.perf_counter()
             net, result = train.train_selected(
-                table, params.model, replace(variant(name), epochs=epochs, seed=seed), device, progress=False
+                table, params.model, replace(variant(name), epochs=epochs, seed=seed), device, progress=False, **ck
             )
             if device.type == "cuda":
                 torch.cuda.synchronize()
@@ -96,7 +106,8 @@ def main() -> None:
             _, result, _ = run(name, args.epochs)
             seconds = result.epoch_seconds
             warm[name] = warm_epoch_seconds(seconds)
-            log(f"epochs_{name}", {"warm_epoch_s": round(warm[name], 3), "epoch_s": [round(x, 3) for x in seconds]})
+            timed = {"warm_epoch_s": round(warm[name], 3), "sum_s": round(sum(seconds), 3)}
+            log(f"epochs_{name}", {**timed, "epoch_s": [round(x, 3) for x in seconds]})
         best = min(warm, key=warm.get)
         log("fastest", best)
         for seed in [int(s) for s in args.seeds.split(",")] if args.full else []:

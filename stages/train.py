@@ -22,7 +22,7 @@ def main(args) -> None:
         fingerprint = train.fingerprint(params.model, tp, args.table)
         net, result = train.train_selected(
             table, params.model, tp, device, on_epoch=log, checkpoint=ck.path or None, resume=ck.resume,
-            fingerprint=fingerprint,
+            fingerprint=fingerprint, checkpoint_every_s=ck.every_s,
         )  # fmt: skip
         # the loss curve as a PNG too, for viewing offline (dvc plots show draws the TSV with Vega from the network)
         live.log_image("loss.png", pictures.line_chart(result.losses, "Training loss per epoch", "epoch", "loss"))

@@ -224,6 +224,28 @@ def test_swa_keeps_the_mean_of_the_last_epochs_weights(tiny_set):
         torch.testing.assert_close(mean, (a + b) / 2)
 
 
+@pytest.mark.parametrize("every_s", [0.0, 3600.0])
+def test_checkpoints_are_written_at_most_every_so_often_and_after_the_last_epoch(tiny_set, tmp_path, every_s):
+    table, images = tiny_set
+    params = replace(COMMITTED.train, epochs=4, image_size=32, batch_size=8, threads=1)
+    ck = tmp_path / "train.pt"
+    seen = []  # on_epoch runs before that epoch's checkpoint: it sees the epochs written before it
+
+    def written(epoch: int, loss: float) -> None:
+        seen.append(torch.load(ck, weights_only=True)["epochs_done"] if ck.exists() else 0)
+
+    train.seed_everything(0, 1)
+    net = model.build(MODEL, 21, 3, 7)
+    ids, attrs = table.identity.to_numpy(), table.attribute.to_numpy()
+    train.train(
+        net, images, ids, attrs, params, torch.device("cpu"), written, progress=False, checkpoint=ck,
+        checkpoint_every_s=every_s,
+    )  # fmt: skip
+    # every epoch when 0; within the hour, only the final epoch (a finished run's checkpoint is complete)
+    assert seen == ([0, 1, 2, 3] if every_s == 0 else [0, 0, 0, 0])
+    assert torch.load(ck, weights_only=True)["epochs_done"] == 4
+
+
 def test_a_seeded_build_is_the_same_in_a_fresh_process():
     import subprocess
     import sys

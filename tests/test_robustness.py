@@ -18,11 +18,13 @@ from .conftest import ROOT, stage_cmd
 from .test_pipeline import TINY, _merge, _run
 
 ENV = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+# tiny runs finish in seconds: a checkpoint after every epoch, so that an interrupt finds one to resume
+EVERY_EPOCH = {"checkpoint": {"every_s": 0}}
 
 
 def _workdir(root: Path, over: dict) -> Path:
     root.mkdir(parents=True, exist_ok=True)
-    params = _merge(yaml.safe_load((ROOT / "params.yaml").read_text()), _merge(TINY, over))
+    params = _merge(yaml.safe_load((ROOT / "params.yaml").read_text()), _merge(_merge(TINY, EVERY_EPOCH), over))
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     for stage in ("data", "prepare"):
         subprocess.run(stage_cmd(stage), cwd=root, env=ENV, check=True, capture_output=True)
@@ -136,7 +138,8 @@ def test_dvc_repro_after_an_interrupt_and_two_forced_runs_agree(tmp_path):
     for name in ("dvc.yaml", "stages", "src", ".dvcignore", ".gitignore"):
         src = ROOT / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, root / name)
-    params = _merge(yaml.safe_load((ROOT / "params.yaml").read_text()), _merge(TINY, {"train": {"epochs": 40}}))
+    over = _merge(EVERY_EPOCH, {"train": {"epochs": 40}})
+    params = _merge(yaml.safe_load((ROOT / "params.yaml").read_text()), _merge(TINY, over))
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     for cmd in (
         ["git", "init", "-q"],

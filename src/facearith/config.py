@@ -176,10 +176,11 @@ class HeldoutPairsParams:
 
 @dataclass(frozen=True)
 class CheckpointParams:
-    """checkpoint: the per-epoch checkpoint that lets an interrupted training resume."""
+    """checkpoint: the checkpoint that lets an interrupted training resume."""
 
     path: str
     resume: bool
+    every_s: float = _min(0, "0 (after every epoch) or more seconds")
 
 
 @dataclass(frozen=True)

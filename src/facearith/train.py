@@ -228,12 +228,15 @@ def train(
     checkpoint: str | os.PathLike | None = None,
     resume: bool = False,
     fingerprint: str = "",
+    checkpoint_every_s: float = 0.0,
 ) -> TrainResult:
     """Train `model` in place on `images` with the labels given; returns the loss per epoch and the speed.
 
-    With `checkpoint`, the state after each epoch (weights, optimiser, random generators) is written there;
-    with `resume`, a checkpoint of the same `fingerprint` is continued, giving the same result as an
-    uninterrupted run. `on_epoch` is called for every epoch, replayed ones included.
+    With `checkpoint`, the state after an epoch (weights, optimiser, random generators) is written there: after
+    the first epoch ending `checkpoint_every_s` or more after the last write (0: every epoch) and after the
+    final one, so a finished run's checkpoint is complete; with `resume`, a checkpoint of the same `fingerprint`
+    is continued, giving the same result as an uninterrupted run. `on_epoch` is called for every epoch, replayed
+    ones included.
     """
     from tqdm.auto import tqdm
 
@@ -264,7 +267,7 @@ def train(
             if on_epoch is not None:
                 on_epoch(epoch, loss)
     result.epochs_resumed = first
-    start = time.perf_counter()
+    start = last_write = time.perf_counter()
     bar = tqdm(range(first, p.epochs), desc="train", unit="epoch", disable=not progress)
     for epoch in bar:
         epoch_start = time.perf_counter()
@@ -297,9 +300,11 @@ def train(
             on_epoch(epoch, epoch_loss)
         if averaged is not None and epoch >= swa_first:
             averaged.update_parameters(model)
-        if checkpoint:
+        due = time.perf_counter() - last_write >= checkpoint_every_s or epoch + 1 == p.epochs
+        if checkpoint and due:
             _save_checkpoint(checkpoint, fingerprint, epoch + 1, model, optimizer, rng, result, averaged)
-            result.epoch_seconds[-1] = time.perf_counter() - epoch_start  # the checkpoint is part of the epoch
+            last_write = time.perf_counter()
+            result.epoch_seconds[-1] = last_write - epoch_start  # the checkpoint is part of the epoch
     recalibrate_start = time.perf_counter()
     if averaged is not None and int(averaged.n_averaged) > 0:
         # the averaged weights replace the last ones; BatchNorm statistics are re-estimated for them below
