@@ -1,5 +1,6 @@
 """Stage evaluate: composition and transfer, on the indexed (training) images through NGT and on held-out
-images, beside an untrained network, raw pixels and PCA + LDA; NGT against exact search; per-label plots, a confusion
+images, beside an untrained network, raw pixels and PCA + LDA, and the network fused with PCA + LDA; NGT against
+exact search; per-label plots, a confusion
 matrix of expressions and a gallery."""
 
 import numpy as np
@@ -23,6 +24,8 @@ def main(args) -> None:
         "baseline_pixels": baselines.pixel_features(images),
         "baseline_linear": linear.linear_features(images, table.identity, table.attribute, fit),
     }
+    # a late fusion of the network with PCA + LDA: each makes mistakes the other does not (docs/results.md)
+    bases["fused_linear"] = linear.fuse(feats, bases["baseline_linear"], ep.fuse_weight)
     result = evaluate.evaluate_all(feats, table, ngt, bases, ep.recall_at, ep.seed_queries, ep.seed)
     write_json(args.out, result.metrics)
     gallery = pictures.gallery(table, images, feats, index.ExactSearcher(feats[fit]))

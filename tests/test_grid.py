@@ -117,6 +117,7 @@ def test_grid_tables_render_mean_and_sd_per_group(tmp_path):
     assert "0.700 +- 0.141" in row and "0.900 +- 0.000" in row  # network, then PCA + LDA
     assert "training 50 +- 1 s per run" in text and "70 held-out composition queries per run" in text
     assert "expression recognised" not in text  # a row no run of the group measured is left out, not all '-'
+    assert "network + PCA + LDA" not in text  # so is a system no run measured (runs before it existed)
     assert report.grid_tables([]).startswith("No experiment grid")
     # the README's grid block is rewritten from results/grid.json, and --check notices when it is stale
     (tmp_path / "results").mkdir()

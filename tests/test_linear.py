@@ -1,6 +1,7 @@
 """The PCA + LDA baseline on hand-made data whose answers are known."""
 
 import numpy as np
+import pytest
 
 from facearith import evaluate, index, linear, synthetic
 from facearith.arithmetic import normalize
@@ -69,3 +70,35 @@ def test_pca_sizes_leave_lda_room():
     # 40 images, folds of 8: 32 to fit, 5 identities -> at most 27 components
     assert max(scores) <= 27 and size == max(scores, key=scores.get)
     assert linear.choose_pca_size(x, ids, attrs, folds=5) == (size, scores)  # seeded
+
+
+def test_fusion_ranks_by_the_weighted_sum_of_both_cosines_and_fixes_what_each_alone_gets_wrong():
+    # four items, 0 and 1 alike, 2 and 3 alike; the first system misplaces 2, the second misplaces 0
+    a = normalize(np.array([[3.0, 3], [3, 4], [2, 5], [0, 5]]))
+    b = normalize(np.array([[5.0, 5], [2, 4], [5, 1], [3, 2]]))
+    fused = linear.fuse(a, b, 0.5)
+    assert fused.dtype == np.float32 and np.allclose(np.linalg.norm(fused, axis=1), 1, atol=1e-6)
+    # a fused search ranks by weight x the first cosine + (1 - weight) x the second
+    np.testing.assert_allclose(fused @ fused.T, 0.5 * a @ a.T + 0.5 * b @ b.T, atol=1e-6)
+    np.testing.assert_allclose(
+        linear.fuse(a, b, 0.2) @ linear.fuse(a, b, 0.2).T, 0.2 * a @ a.T + 0.8 * b @ b.T, atol=1e-6
+    )
+    assert np.array_equal(linear.fuse(a, b, 1.0)[:, :2], a.astype(np.float32))  # 1: the network alone
+    assert not linear.fuse(a, b, 0.0)[:, :2].any()  # 0: the linear model alone
+
+    def nearest(f: np.ndarray, q: int) -> int:
+        s = f @ f[q]
+        s[q] = -np.inf
+        return int(np.argmax(s))
+
+    assert (nearest(a, 0), nearest(a, 2)) == (1, 1)
+    assert (nearest(b, 0), nearest(b, 2)) == (3, 3)
+    assert (nearest(fused, 0), nearest(fused, 2)) == (1, 3)
+
+
+def test_fusion_refuses_mismatched_rows_and_weights():
+    a, b = np.ones((3, 2)) / np.sqrt(2), np.ones((4, 2)) / np.sqrt(2)
+    with pytest.raises(ValueError, match="3 network features but 4 linear ones"):
+        linear.fuse(a, b, 0.5)
+    with pytest.raises(ValueError, match="must be between 0 and 1"):
+        linear.fuse(a, a, 1.2)

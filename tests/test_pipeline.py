@@ -62,7 +62,7 @@ def test_repro_metrics_diff_and_noop(repo):
     assert eval_m["composition_seed"]["queries"] == 10
     assert eval_m["transfer"]["queries"] == 21 * 6 and eval_m["ngt"]["recall_at_1"] >= 0.99
     assert eval_m["heldout_images"]["composition"]["queries"] == 21  # the second image of each pair
-    for base in ("baseline_untrained", "baseline_pixels", "baseline_linear"):
+    for base in ("baseline_untrained", "baseline_pixels", "baseline_linear", "fused_linear"):
         assert set(eval_m[base]) == {"composition", "transfer", "heldout_images", "gallery"}
     # the index holds every image; the gallery protocols search all 42, label vectors from the 21 trained
     assert eval_m["gallery"]["composition"]["queries"] == 21 and eval_m["gallery"]["transfer"]["queries"] == 42 * 6

@@ -195,11 +195,17 @@ class IndexParams:
 
 @dataclass(frozen=True)
 class EvaluateParams:
-    """evaluate: the K of Recall@K (a hit among the first K results) and the seed's random-query protocol."""
+    """evaluate: the K of Recall@K (a hit among the first K results), the seed's random-query protocol and the
+    network's weight in its fusion with PCA + LDA."""
 
     recall_at: tuple[int, ...]
     seed_queries: int = _min(1, "at least 1")
     seed: int
+    fuse_weight: float = _min(0, "a weight between 0 and 1")
+
+    def __post_init__(self) -> None:
+        if self.fuse_weight > 1:
+            raise ConfigError(f"params: 'evaluate.fuse_weight' is {self.fuse_weight}; it must be between 0 and 1")
 
 
 @dataclass(frozen=True)

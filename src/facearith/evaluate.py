@@ -277,7 +277,8 @@ def evaluate_all(
     seed: int,
 ) -> Evaluation:
     """Every protocol on the trained features, the seed's protocol, the gallery protocols through `ngt` (an
-    index of every image), NGT against exact search, and every protocol on each baseline's features."""
+    index of every image), NGT against exact search, and every protocol on each of `baselines` (named features
+    of every image: the baselines, and the fusion of the network with one), by exact search."""
     from facearith.index import ExactSearcher
 
     sel = table["selected"].to_numpy()
@@ -339,8 +340,13 @@ def summary_line(metrics: dict) -> str:
     parts = []
     if "heldout_images" in m:
         held = [("network", m)] + [
-            (n, m.get(f"baseline_{k}", {}))
-            for n, k in (("PCA + LDA", "linear"), ("untrained", "untrained"), ("pixels", "pixels"))
+            (n, m.get(k, {}))
+            for n, k in (
+                ("network + PCA + LDA", "fused_linear"),
+                ("PCA + LDA", "baseline_linear"),
+                ("untrained", "baseline_untrained"),
+                ("pixels", "baseline_pixels"),
+            )
         ]
         parts.append(
             "held-out composition / transfer top1: "

@@ -104,6 +104,17 @@ def choose_pca_size(
     return max(scores, key=scores.get), scores
 
 
+def fuse(network: np.ndarray, linear: np.ndarray, weight: float) -> np.ndarray:
+    """The network's features beside the linear model's (each row unit length in both), scaled so that a
+    search ranks by `weight` x the network's cosine + (1 - weight) x the linear model's: a late fusion."""
+    if network.shape[0] != linear.shape[0]:
+        raise ValueError(f"fuse: {network.shape[0]} network features but {linear.shape[0]} linear ones")
+    if not 0 <= weight <= 1:
+        raise ValueError(f"fuse: the network's weight is {weight}; it must be between 0 and 1")
+    parts = [np.sqrt(weight) * network, np.sqrt(1 - weight) * linear]
+    return np.concatenate(parts, axis=1).astype(np.float32)
+
+
 def linear_features(
     images: Sequence[np.ndarray], identities: np.ndarray, attributes: np.ndarray, fit_rows: np.ndarray, size: int = 32
 ) -> np.ndarray:

@@ -34,10 +34,17 @@ PROTOCOLS = [
 ]
 SYSTEMS = [
     ("network", ""),
+    ("network + PCA + LDA", "fused_linear."),
     ("PCA + LDA", "baseline_linear."),
     ("untrained network", "baseline_untrained."),
     ("raw pixels", "baseline_pixels."),
 ]
+
+
+def _measured(evaluations: list[dict[str, Any]], keys: list[str]) -> list[tuple[str, str]]:
+    """The SYSTEMS with a value for any of `keys` in any of `evaluations` (runs made before a system existed
+    have none; its column is left out rather than filled with dashes)."""
+    return [(name, p) for name, p in SYSTEMS if any(get(e, p + k) is not None for e in evaluations for k in keys)]
 
 
 def _rate(value: Any) -> str:
@@ -47,18 +54,19 @@ def _rate(value: Any) -> str:
 def results_table(evaluation: dict[str, Any], training: dict[str, Any], params: dict[str, Any]) -> str:
     """A markdown table of top-1 (top-5) per protocol, for the network and both baselines."""
     data = params["data"]["source"]
+    systems = _measured([evaluation], [key + ".top1" for _, key in PROTOCOLS])
     lines = [
         f"Data `{data}`, {training.get('epochs')} epochs in {training.get('seconds')} s on {training.get('device')}.",
         "",
-        "| protocol | queries | " + " | ".join(f"{name} top-1 (top-5)" for name, _ in SYSTEMS) + " |",
-        "| --- | --- |" + " --- |" * len(SYSTEMS),
+        "| protocol | queries | " + " | ".join(f"{name} top-1 (top-5)" for name, _ in systems) + " |",
+        "| --- | --- |" + " --- |" * len(systems),
     ]
     for label, key in PROTOCOLS:
         if get(evaluation, key) is None:
             continue
         cells = [
             f"{_rate(get(evaluation, prefix + key + '.top1'))} ({_rate(get(evaluation, prefix + key + '.top5'))})"
-            for _, prefix in SYSTEMS
+            for _, prefix in systems
         ]
         lines.append(f"| {label} | {get(evaluation, key + '.queries')} | " + " | ".join(cells) + " |")
     seed = get(evaluation, "composition_seed")
@@ -128,17 +136,18 @@ def grid_tables(runs: list[dict[str, Any]]) -> str:
         took = "-" if seconds is None else f"{seconds[0]:.0f} +- {seconds[1]:.0f} s"
         split = get(first["params"], "prepare.split")
         queries = sorted({get(r["eval"], "heldout_images.composition.queries") for r in members} - {None})
+        systems = _measured([r["eval"] for r in members], [key for _, key in GRID_PROTOCOLS])
         parts += [
             f"**{name}**: data `{get(first['params'], 'data.source')}`, split `{split}`, "
             f"{_recipe(first['params'])}, "
             f"{len(members)} runs ({first['vary']} {varied}), {'/'.join(map(str, queries)) or 'no'} held-out "
             f"composition queries per run; training {took} per run on {first['machine'] or 'an unrecorded CPU'}.",
             "",
-            "| protocol (mean +- sd) | " + " | ".join(n for n, _ in SYSTEMS) + " |",
-            "| --- |" + " --- |" * len(SYSTEMS),
+            "| protocol (mean +- sd) | " + " | ".join(n for n, _ in systems) + " |",
+            "| --- |" + " --- |" * len(systems),
         ]
         for label, key in GRID_PROTOCOLS:
-            cells = [_mean_sd([get(r["eval"], prefix + key) for r in members]) for _, prefix in SYSTEMS]
+            cells = [_mean_sd([get(r["eval"], prefix + key) for r in members]) for _, prefix in systems]
             if all(c == "-" for c in cells):
                 continue
             parts.append(f"| {label} | " + " | ".join(cells) + " |")
