@@ -1,7 +1,6 @@
 """Stage evaluate: composition and transfer, on the indexed (training) images through NGT and on held-out
-images, beside an untrained network, raw pixels and PCA + LDA, and the network fused with PCA + LDA; NGT against
-exact search; per-label plots, a confusion
-matrix of expressions and a gallery."""
+images, beside an untrained network, raw pixels and PCA + LDA, and the network fused with PCA + LDA; NGT
+against exact search; per-label plots, a confusion matrix of expressions and a gallery."""
 
 import numpy as np
 

@@ -52,7 +52,7 @@ def _rate(value: Any) -> str:
 
 
 def results_table(evaluation: dict[str, Any], training: dict[str, Any], params: dict[str, Any]) -> str:
-    """A markdown table of top-1 (top-5) per protocol, for the network and both baselines."""
+    """A markdown table of top-1 (top-5) per protocol, for the network and each other system it measured."""
     data = params["data"]["source"]
     systems = _measured([evaluation], [key + ".top1" for _, key in PROTOCOLS])
     lines = [
