@@ -49,8 +49,10 @@ def test_results_table_from_known_metrics():
     table = report.results_table(ev, {"epochs": 3, "seconds": 1.5, "device": "cpu"}, {"data": {"source": "jaffe"}})
     lines = table.splitlines()
     assert lines[0] == "Data `jaffe`, 3 epochs in 1.5 s on cpu."
-    assert lines[4] == "| composition (trained images) | 4 | 0.500 (0.750) | - (-) | - (-) | 0.125 (0.500) |"
-    assert lines[5] == "| transfer (trained images) | 8 | 0.250 (1.000) | - (-) | - (-) | - (-) |"
+    # only the systems measured get a column: here the network and raw pixels
+    assert lines[2] == "| protocol | queries | network top-1 (top-5) | raw pixels top-1 (top-5) |"
+    assert lines[4] == "| composition (trained images) | 4 | 0.500 (0.750) | 0.125 (0.500) |"
+    assert lines[5] == "| transfer (trained images) | 8 | 0.250 (1.000) | - (-) |"
     assert len(lines) == 8 and lines[-1] == "The seed's protocol (10 random pairs): 1.000."  # no held-out rows
     readme = "intro\n<!-- results:begin -->\nold\n<!-- results:end -->\nrest\n"
     assert report.render(readme, "NEW") == "intro\n<!-- results:begin -->\nNEW\n<!-- results:end -->\nrest\n"
