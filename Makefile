@@ -31,7 +31,7 @@ bench: venv
 # experiments side by side: the params that differ between runs and the main metrics (not every column)
 compare: venv
 	dvc exp show --no-pager --md --only-changed \
-	  --drop '^(data|models|stages|src)/|(^|:)(baseline_.*|.*\.queries|.*\.top(5|10)|ngt\..*|anchors_per_second|images_per_second|loss|seconds_this_run|epochs_this_run|device|epochs)$$'
+	  --drop '^(data|models|stages|src)/|(^|:)(baseline_.*|network\..*|.*\.queries|.*\.top(5|10)|ngt\..*|anchors_per_second|images_per_second|loss|seconds_this_run|epochs_this_run|device|epochs)$$'
 
 # the README's results table, from the committed metrics
 results: venv

@@ -1,5 +1,7 @@
 """Stage data: materialise the raw image set chosen by data.source."""
 
+import _bootstrap  # noqa: F401  (this checkout's src/ first)
+
 from facearith import config, data, runner
 
 

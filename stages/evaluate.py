@@ -1,7 +1,9 @@
 """Stage evaluate: composition and transfer, on the indexed (training) images through NGT and on held-out
-images, beside an untrained network, raw pixels and PCA + LDA, and the network fused with PCA + LDA; NGT
-against exact search; per-label plots, a confusion matrix of expressions and a gallery."""
+images, for the indexed features (the network beside PCA + LDA) and, beside them, the network alone, PCA + LDA
+alone, an untrained network and raw pixels; NGT against exact search; per-label plots, a confusion matrix of
+expressions and a gallery."""
 
+import _bootstrap  # noqa: F401  (this checkout's src/ first)
 import numpy as np
 
 from facearith import baselines, config, data, evaluate, index, linear, pictures, runner
@@ -17,14 +19,13 @@ def main(args) -> None:
     ngt = index.NGTSearcher(args.index, params.index.epsilon)
     fit = table["selected"].to_numpy()
     bases = {
+        "network": np.load(args.network),
         "baseline_untrained": baselines.untrained_features(
             params.model, params.train, params.features, table, images, fit
         ),
         "baseline_pixels": baselines.pixel_features(images),
-        "baseline_linear": linear.linear_features(images, table.identity, table.attribute, fit),
+        "baseline_linear": linear.load(args.linear).embed(images),
     }
-    # a late fusion of the network with PCA + LDA: each makes mistakes the other does not (docs/results.md)
-    bases["fused_linear"] = linear.fuse(feats, bases["baseline_linear"], ep.fuse_weight)
     result = evaluate.evaluate_all(feats, table, ngt, bases, ep.recall_at, ep.seed_queries, ep.seed)
     write_json(args.out, result.metrics)
     gallery = pictures.gallery(table, images, feats, index.ExactSearcher(feats[fit]))
@@ -33,4 +34,4 @@ def main(args) -> None:
 
 
 if __name__ == "__main__":
-    runner.stage("evaluate", main, __doc__, "params", "table", "features", "index", "out", "plots")
+    runner.stage("evaluate", main, __doc__, "params", "table", "features", "network", "linear", "index", "out", "plots")

@@ -1,5 +1,6 @@
 """Stage index: an NGT index of every image's features, trained on or held out (object id = table row)."""
 
+import _bootstrap  # noqa: F401  (this checkout's src/ first)
 import numpy as np
 
 from facearith import config, data, index, runner

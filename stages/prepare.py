@@ -1,5 +1,7 @@
 """Stage prepare: the labelled table of the raw images, with the images chosen for training and the index."""
 
+import _bootstrap  # noqa: F401  (this checkout's src/ first)
+
 from facearith import config, data, runner
 from facearith.fsutil import atomic_path
 

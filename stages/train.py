@@ -1,5 +1,7 @@
 """Stage train: triplet training of the network on the selected images; the model, metrics and loss curve."""
 
+import _bootstrap  # noqa: F401  (this checkout's src/ first)
+
 from dvclive import Live
 from facearith import config, data, model, pictures, runner, train
 from facearith.fsutil import write_json
@@ -10,9 +12,8 @@ def main(args) -> None:
     tp, ck = params.train, params.checkpoint
     table = data.read_table(args.table)
     device = model.resolve_device(tp.device)
-    # the CPU is the normal case on a laptop: say where training runs once, as information
     how = " (train.device auto, no CUDA device)" if tp.device == "auto" and device.type == "cpu" else ""
-    print(f"train: {int(table['selected'].sum())} images, device {device}{how}")
+    print(f"train: {int(table['selected'].sum())} images, device {device}{how}")  # once, as information
     with Live(args.live, dvcyaml=None, save_dvc_exp=False, report=None) as live:
 
         def log(epoch: int, loss: float) -> None:

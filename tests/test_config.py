@@ -68,8 +68,9 @@ def test_nothing_is_filled_in():
         ("train.augment.crop_scale", [0.9, 0.5], "'train.augment.crop_scale'"),
         ("train.augment.jitter", [0.1], "'train.augment.jitter' must be a list of 4 numbers"),
         ("heldout_pairs.folds", 1, "'heldout_pairs.folds' is 1"),
-        ("evaluate.fuse_weight", 1.5, "'evaluate.fuse_weight' is 1.5; it must be between 0 and 1"),
-        ("evaluate.fuse_weight", -0.2, "'evaluate.fuse_weight' is -0.2"),
+        ("features.fuse_weight", 1.5, "'features.fuse_weight' is 1.5; it must be between 0 and 1"),
+        ("features.fuse_weight", -0.2, "'features.fuse_weight' is -0.2"),
+        ("linear.size", 2, "'linear.size' is 2; it must be at least 4 (pixels a side)"),
         ("data", "jaffe", "'data' must be a mapping"),
     ],
 )

@@ -17,10 +17,10 @@ import yaml
 from .conftest import ROOT, stage_cmd
 from .test_pipeline import TINY, _merge
 
-STAGES = ["data", "prepare", "train", "features", "index", "evaluate", "heldout_pairs"]
+STAGES = ["data", "prepare", "linear", "train", "features", "index", "evaluate", "heldout_pairs"]
 
 TRACER = r"""
-import dataclasses, json, runpy, sys, typing
+import dataclasses, json, os, runpy, sys, typing
 trace_path, script, *argv = sys.argv[1:]
 from facearith import config
 
@@ -68,6 +68,7 @@ def traced_load(*args, **kwargs):
 
 config.load = traced_load
 sys.argv = [script, *argv]
+sys.path.insert(0, os.path.dirname(os.path.abspath(script)))  # as `python script` does
 code = 0
 try:
     runpy.run_path(script, run_name="__main__")

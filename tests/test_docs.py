@@ -48,7 +48,7 @@ def test_results_table_from_known_metrics():
     }
     table = report.results_table(ev, {"epochs": 3, "seconds": 1.5, "device": "cpu"}, {"data": {"source": "jaffe"}})
     lines = table.splitlines()
-    assert lines[0] == "Data `jaffe`, 3 epochs in 1.5 s on cpu."
+    assert lines[0] == "Data `jaffe`, 3 epochs in 1.5 s on cpu; indexed: the network's features."
     # only the systems measured get a column: here the network and raw pixels
     assert lines[2] == "| protocol | queries | network top-1 (top-5) | raw pixels top-1 (top-5) |"
     assert lines[4] == "| composition (trained images) | 4 | 0.500 (0.750) | 0.125 (0.500) |"
@@ -56,3 +56,26 @@ def test_results_table_from_known_metrics():
     assert len(lines) == 8 and lines[-1] == "The seed's protocol (10 random pairs): 1.000."  # no held-out rows
     readme = "intro\n<!-- results:begin -->\nold\n<!-- results:end -->\nrest\n"
     assert report.render(readme, "NEW") == "intro\n<!-- results:begin -->\nNEW\n<!-- results:end -->\nrest\n"
+
+
+def test_results_table_puts_the_indexed_system_first_and_the_network_alone_beside_it():
+    """Since the index holds the network beside PCA + LDA, the top level of metrics/eval.json is that fusion and the
+    network alone is `network.*`; with features.fuse_weight 1 the top level is the network and has one column."""
+    ev = {
+        "composition": {"top1": 0.75, "top5": 1.0, "queries": 4},
+        "network": {"composition": {"top1": 0.5, "top5": 0.75, "queries": 4}},
+        "baseline_linear": {"composition": {"top1": 0.25, "top5": 0.5, "queries": 4}},
+    }
+    params = {"data": {"source": "jaffe"}, "features": {"fuse_weight": 0.2}}
+    lines = report.results_table(ev, {"epochs": 3, "seconds": 1.5, "device": "cpu"}, params).splitlines()
+    assert lines[0].endswith("indexed: network + PCA + LDA (features.fuse_weight 0.2).")
+    assert lines[2] == (
+        "| protocol | queries | network + PCA + LDA top-1 (top-5) | network top-1 (top-5) | PCA + LDA top-1 (top-5) |"
+    )
+    assert lines[4] == "| composition (trained images) | 4 | 0.750 (1.000) | 0.500 (0.750) | 0.250 (0.500) |"
+    ev["network"] = ev["composition"] and {"composition": ev["composition"]}
+    params["features"]["fuse_weight"] = 1
+    lines = report.results_table(ev, {"epochs": 3, "seconds": 1.5, "device": "cpu"}, params).splitlines()
+    assert lines[0].endswith("indexed: network.")
+    assert lines[2] == "| protocol | queries | network top-1 (top-5) | PCA + LDA top-1 (top-5) |"
+    assert lines[4] == "| composition (trained images) | 4 | 0.750 (1.000) | 0.250 (0.500) |"

@@ -119,6 +119,17 @@ def test_grid_tables_render_mean_and_sd_per_group(tmp_path):
     assert "expression recognised" not in text  # a row no run of the group measured is left out, not all '-'
     assert "network + PCA + LDA" not in text  # so is a system no run measured (runs before it existed)
     assert report.grid_tables([]).startswith("No experiment grid")
+    # a run of the present layout: the top level is what was indexed (the fusion), the network alone under network
+    new = _record("jaffe-seed2", 2, 0.95)
+    metrics = new["data"]["metrics"]["metrics/eval.json"]["data"]
+    metrics["network"] = {"heldout_images": {"composition": {"top1": 0.8}}}
+    new["data"]["params"]["params.yaml"]["data"]["features"] = {"fuse_weight": 0.2}
+    text = report.grid_tables(grid.collect([{"experiments": [{"revs": [new]}]}], earlier=runs))
+    assert "indexed: network + PCA + LDA (features.fuse_weight 0.2)" not in text  # the group's first run: earlier
+    assert "| protocol (mean +- sd) | network + PCA + LDA | network | PCA + LDA |" in text
+    row = next(line for line in text.splitlines() if line.startswith("| composition, held-out images: top-1"))
+    # the fusion is measured by the new run only; the network by all three (0.6, 0.8 at the old runs' top level)
+    assert row == "| composition, held-out images: top-1 | 0.950 +- 0.000 | 0.733 +- 0.115 | 0.900 +- 0.000 |"
     # the README's grid block is rewritten from results/grid.json, and --check notices when it is stale
     (tmp_path / "results").mkdir()
     (tmp_path / "results/grid.json").write_text(json.dumps({"runs": runs}))

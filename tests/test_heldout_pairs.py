@@ -47,6 +47,8 @@ def test_stage_reports_zero_shot_composition(tmp_path):
     )
     assert out["transfer"]["queries"] == expected
     assert 0 <= out["composition"]["top1"] <= 1
+    # the network alone beside the indexed features (the network with PCA + LDA), on the same queries
+    assert {k: v["queries"] for k, v in out["network"].items()} == {k: out[k]["queries"] for k in out["network"]}
 
 
 def test_label_vectors_of_a_held_out_pair_come_from_trained_pairs_only():

@@ -102,3 +102,31 @@ def test_fusion_refuses_mismatched_rows_and_weights():
         linear.fuse(a, b, 0.5)
     with pytest.raises(ValueError, match="must be between 0 and 1"):
         linear.fuse(a, a, 1.2)
+
+
+def test_a_saved_model_embeds_new_images_as_the_fitted_one_and_bad_files_say_what_to_do(tmp_path):
+    synthetic.generate(tmp_path / "raw", persons=3, images_per_pair=3, size=48, seed=0)
+    table, _ = build_table(tmp_path / "raw")
+    images = load_images(table.path.tolist())
+    fit_rows = np.flatnonzero((table.repeat == 1).to_numpy())
+    model, scores = linear.fit_images(
+        [images[i] for i in fit_rows], table.identity[fit_rows], table.attribute[fit_rows], 24
+    )
+    assert model.size == 24 and model.pca.shape == (24 * 24, max(scores, key=scores.get))
+    path = tmp_path / "linear.npz"
+    linear.save(model, path)
+    assert [p.name for p in tmp_path.iterdir() if p.name != "raw"] == ["linear.npz"]  # no temporary left
+    back = linear.load(path)
+    assert back.size == 24 and isinstance(back.size, int)
+    np.testing.assert_array_equal(back.embed(images), model.embed(images))
+    # the same as fitting on those rows from scratch, as the evaluate stage's baseline did
+    ids, attrs = table.identity.to_numpy(), table.attribute.to_numpy()
+    mask = (table.repeat == 1).to_numpy()
+    np.testing.assert_array_equal(back.embed(images), linear.linear_features(images, ids, attrs, mask, 24))
+    with pytest.raises(linear.ModelError, match=r"missing\.npz not found; run `dvc repro linear`"):
+        linear.load(tmp_path / "missing.npz")
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(linear.ModelError, match=r"linear\.npz is not a readable PCA \+ LDA model"):
+        linear.load(path)
+    with pytest.raises(ValueError, match="no training images"):
+        linear.fit_images([], [], [], 32)

@@ -43,6 +43,27 @@ def test_features_are_unit_nonnegative_and_in_order(tiny_set, embedding):
     assert np.allclose(one_by_one, f[:4], atol=1e-4)  # batching changes float rounding only
 
 
+def test_indexed_features_are_the_network_beside_pca_lda_weighted_and_the_network_alone_at_weight_1(tiny_set):
+    from facearith import linear
+
+    table, images = tiny_set
+    torch.manual_seed(0)
+    net = model.build(MODEL, 21, 3, 7)
+    train.recalibrate_batchnorm(net, images, 32, torch.device("cpu"))
+    lin, _ = linear.fit_images(images, table.identity, table.attribute, 16)
+    indexed, network = features.embed(net, 32, lin, 0.2, images, batch_size=8)
+    np.testing.assert_array_equal(network, features.extract(net, images, 32, batch_size=8))
+    # 16 network dimensions, then PCA + LDA's (2 + 6 directions, each split by sign)
+    assert indexed.shape == (21, 16 + 16) and np.allclose(np.linalg.norm(indexed, axis=1), 1, atol=1e-5)
+    cos = indexed @ indexed.T
+    lin_f = lin.embed(images)
+    np.testing.assert_allclose(cos, 0.2 * network @ network.T + 0.8 * lin_f @ lin_f.T, atol=1e-5)
+    alone, same = features.embed(net, 32, None, 1.0, images, batch_size=8)
+    assert alone is same and np.array_equal(alone, network)  # 1: the network alone, no linear model needed
+    with pytest.raises(ValueError, match="a fuse weight of 0.5 needs the linear model"):
+        features.embed(net, 32, None, 0.5, images)
+
+
 def test_save_and_load_round_trip(tmp_path, tiny_set):
     _, images = tiny_set
     torch.manual_seed(0)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from PIL import Image
@@ -62,8 +63,14 @@ def test_repro_metrics_diff_and_noop(repo):
     assert eval_m["composition_seed"]["queries"] == 10
     assert eval_m["transfer"]["queries"] == 21 * 6 and eval_m["ngt"]["recall_at_1"] >= 0.99
     assert eval_m["heldout_images"]["composition"]["queries"] == 21  # the second image of each pair
-    for base in ("baseline_untrained", "baseline_pixels", "baseline_linear", "fused_linear"):
+    for base in ("network", "baseline_untrained", "baseline_pixels", "baseline_linear"):
         assert set(eval_m[base]) == {"composition", "transfer", "heldout_images", "gallery"}
+    # indexed: the network's 2 x 8 head dimensions beside PCA + LDA's (stage linear), the network alone beside
+    feats, network = (np.load(repo / f"data/{n}.npy") for n in ("features", "network_features"))
+    assert network.shape == (42, 16) and feats.shape[0] == 42 and feats.shape[1] > 16
+    weight = yaml.safe_load((repo / "params.yaml").read_text())["features"]["fuse_weight"]
+    assert 0 < weight < 1
+    np.testing.assert_allclose(feats[:, :16], np.sqrt(weight) * network, atol=1e-6)
     # the index holds every image; the gallery protocols search all 42, label vectors from the 21 trained
     assert eval_m["gallery"]["composition"]["queries"] == 21 and eval_m["gallery"]["transfer"]["queries"] == 42 * 6
     assert (repo / "plots/gallery.png").stat().st_size > 0
@@ -87,6 +94,14 @@ def test_repro_metrics_diff_and_noop(repo):
     assert "Training loss per epoch" in plots
     values = plots["Training loss per epoch"][0]["content"]["data"]["values"]
     assert [int(v["step"]) for v in values] == [0, 1]  # one point per epoch of the 2-epoch run
+
+
+def test_stages_import_the_library_beside_them_not_the_installed_one(repo):
+    """A queued or --temp experiment runs in a copy of the repository; its stages must run that copy's src/, not
+    the working tree's that `pip install -e .` points at (which may have changed since the experiment was queued)."""
+    runner = repo / "src/facearith/runner.py"
+    runner.write_text(runner.read_text() + '\nprint("the copy\'s own library")\n')
+    assert "the copy's own library" in _run(["dvc", "repro", "data"], repo)
 
 
 def test_every_plot_is_viewable_offline(repo):

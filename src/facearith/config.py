@@ -154,10 +154,22 @@ def swa_first_epoch(epochs: int, swa_from: float) -> int:
 
 
 @dataclass(frozen=True)
+class LinearParams:
+    """linear: PCA then LDA per axis on downscaled pixels, fitted on the training images (Fisherfaces)."""
+
+    size: int = _min(4, "at least 4 (pixels a side)")
+
+
+@dataclass(frozen=True)
 class FeaturesParams:
-    """features: feature extraction."""
+    """features: feature extraction, and the network's weight in the indexed features beside PCA + LDA's."""
 
     batch_size: int = _min(1, "at least 1")
+    fuse_weight: float = _min(0, "a weight between 0 and 1")
+
+    def __post_init__(self) -> None:
+        if self.fuse_weight > 1:
+            raise ConfigError(f"params: 'features.fuse_weight' is {self.fuse_weight}; it must be between 0 and 1")
 
 
 @dataclass(frozen=True)
@@ -195,17 +207,11 @@ class IndexParams:
 
 @dataclass(frozen=True)
 class EvaluateParams:
-    """evaluate: the K of Recall@K (a hit among the first K results), the seed's random-query protocol and the
-    network's weight in its fusion with PCA + LDA."""
+    """evaluate: the K of Recall@K (a hit among the first K results) and the seed's random-query protocol."""
 
     recall_at: tuple[int, ...]
     seed_queries: int = _min(1, "at least 1")
     seed: int
-    fuse_weight: float = _min(0, "a weight between 0 and 1")
-
-    def __post_init__(self) -> None:
-        if self.fuse_weight > 1:
-            raise ConfigError(f"params: 'evaluate.fuse_weight' is {self.fuse_weight}; it must be between 0 and 1")
 
 
 @dataclass(frozen=True)
@@ -214,6 +220,7 @@ class Params:
 
     data: DataParams
     prepare: PrepareParams
+    linear: LinearParams
     model: ModelParams
     train: TrainParams
     features: FeaturesParams

@@ -264,7 +264,7 @@ def nest(records: dict[str, pd.DataFrame], ks: Sequence[int]) -> dict:
 @dataclass
 class Evaluation:
     metrics: dict
-    records: dict[str, pd.DataFrame]  # the trained network's, per protocol
+    records: dict[str, pd.DataFrame]  # the indexed features', per protocol
 
 
 def evaluate_all(
@@ -276,9 +276,9 @@ def evaluate_all(
     seed_queries: int,
     seed: int,
 ) -> Evaluation:
-    """Every protocol on the trained features, the seed's protocol, the gallery protocols through `ngt` (an
+    """Every protocol on the indexed features, the seed's protocol, the gallery protocols through `ngt` (an
     index of every image), NGT against exact search, and every protocol on each of `baselines` (named features
-    of every image: the baselines, and the fusion of the network with one), by exact search."""
+    of every image: the network alone and the baselines), by exact search."""
     from facearith.index import ExactSearcher
 
     sel = table["selected"].to_numpy()
@@ -328,8 +328,9 @@ def per_label(records: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
 
 
 def summary_line(metrics: dict) -> str:
-    """One line: held-out composition and transfer top-1 (what generalises) beside PCA + LDA, the untrained
-    network and pixels when there are held-out images; the trained images' and the seed's protocol after."""
+    """One line: held-out composition and transfer top-1 (what generalises) of the indexed features beside the
+    network alone, PCA + LDA, the untrained network and pixels when there are held-out images; the trained
+    images' and the seed's protocol after."""
 
     def rate(tree: dict, *keys: str) -> str:
         for key in keys:
@@ -339,10 +340,10 @@ def summary_line(metrics: dict) -> str:
     m = metrics
     parts = []
     if "heldout_images" in m:
-        held = [("network", m)] + [
+        held = [("indexed", m)] + [
             (n, m.get(k, {}))
             for n, k in (
-                ("network + PCA + LDA", "fused_linear"),
+                ("network", "network"),
                 ("PCA + LDA", "baseline_linear"),
                 ("untrained", "baseline_untrained"),
                 ("pixels", "baseline_pixels"),

@@ -9,10 +9,13 @@ chosen by cross-validation inside the training images (nearest class mean on hel
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
+
+from facearith.errors import ModelError
 
 PCA_SIZES = (8, 16, 24, 32, 48, 64, 96, 128)
 
@@ -54,6 +57,11 @@ class Linear:
     pca: np.ndarray  # (D, k)
     identity: np.ndarray  # (k, identities - 1)
     attribute: np.ndarray  # (k, attributes - 1)
+    size: int = 32  # the pixels' side (pixels())
+
+    def embed(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """Features of any images (grey uint8 arrays of any size)."""
+        return self.transform(pixels(images, self.size))
 
     def transform(self, x: np.ndarray) -> np.ndarray:
         z = (x - self.mean) @ self.pca
@@ -65,12 +73,12 @@ class Linear:
         return (np.concatenate(parts, axis=1) / np.sqrt(2)).astype(np.float32)
 
 
-def fit(x: np.ndarray, identities: np.ndarray, attributes: np.ndarray, pca_size: int) -> Linear:
+def fit(x: np.ndarray, identities: np.ndarray, attributes: np.ndarray, pca_size: int, size: int = 32) -> Linear:
     mean = x.mean(axis=0)
     _, _, vt = np.linalg.svd(x - mean, full_matrices=False)
     pca = vt[:pca_size].T
     z = (x - mean) @ pca
-    return Linear(mean, pca, lda(z, np.asarray(identities)), lda(z, np.asarray(attributes)))
+    return Linear(mean, pca, lda(z, np.asarray(identities)), lda(z, np.asarray(attributes)), size)
 
 
 def _nearest_mean_accuracy(train_z: np.ndarray, train_y: np.ndarray, test_z: np.ndarray, test_y: np.ndarray) -> float:
@@ -115,12 +123,43 @@ def fuse(network: np.ndarray, linear: np.ndarray, weight: float) -> np.ndarray:
     return np.concatenate(parts, axis=1).astype(np.float32)
 
 
+def fit_images(
+    images: Sequence[np.ndarray], identities: Sequence[str], attributes: Sequence[str], size: int = 32
+) -> tuple[Linear, dict[int, float]]:
+    """PCA + LDA fitted on these (training) images, its PCA size chosen by cross-validation among them; and each
+    tried size's cross-validated accuracy."""
+    if len(images) == 0:
+        raise ValueError("linear: no training images to fit PCA + LDA on")
+    x = pixels(images, size)
+    ids, attrs = np.asarray(identities), np.asarray(attributes)
+    pca_size, scores = choose_pca_size(x, ids, attrs)
+    return fit(x, ids, attrs, pca_size, size), scores
+
+
 def linear_features(
     images: Sequence[np.ndarray], identities: np.ndarray, attributes: np.ndarray, fit_rows: np.ndarray, size: int = 32
 ) -> np.ndarray:
     """Features of every image from a linear model fitted on the `fit_rows` (training) images only."""
-    x = pixels(images, size)
-    fit_rows = np.asarray(fit_rows)
-    ids, attrs = np.asarray(identities)[fit_rows], np.asarray(attributes)[fit_rows]
-    pca_size, _ = choose_pca_size(x[fit_rows], ids, attrs)
-    return fit(x[fit_rows], ids, attrs, pca_size).transform(x)
+    rows = np.flatnonzero(np.asarray(fit_rows))
+    ids, attrs = np.asarray(identities)[rows], np.asarray(attributes)[rows]
+    model, _ = fit_images([images[i] for i in rows], ids, attrs, size)
+    return model.embed(images)
+
+
+def save(model: Linear, path: str | os.PathLike) -> None:
+    """An .npz of the fitted arrays (no pickle), written atomically."""
+    from facearith.fsutil import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **{k.name: np.asarray(getattr(model, k.name)) for k in fields(Linear)})
+
+
+def load(path: str | os.PathLike) -> Linear:
+    if not os.path.isfile(path):
+        raise ModelError(f"{path} not found; run `dvc repro linear` to fit PCA + LDA")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k.name: z[k.name] for k in fields(Linear)}
+    except Exception as exc:  # truncated, not an npz, or missing an array
+        raise ModelError(f"{path} is not a readable PCA + LDA model ({exc}); run `dvc repro --force linear`") from None
+    return Linear(**{**arrays, "size": int(arrays["size"])})

@@ -15,7 +15,8 @@ from facearith.errors import QueryError
 
 @dataclass
 class Pipeline:
-    """What the last `dvc repro` produced, loaded once: the indexed rows, their features, the index."""
+    """What the last `dvc repro` produced, loaded once: the indexed rows, their features, the index; the
+    network and PCA + LDA are loaded on first use, to embed an image file as the features stage did."""
 
     root: Path
     table: object  # pandas.DataFrame of every image, in index order (the index holds them all)
@@ -24,6 +25,8 @@ class Pipeline:
     persons: dict[str, np.ndarray]
     expressions: dict[str, np.ndarray]
     model_path: Path
+    linear_path: Path
+    fuse_weight: float  # features.fuse_weight, as the features stage used it
     _model: tuple | None = field(default=None, repr=False)
 
     @classmethod
@@ -35,6 +38,7 @@ class Pipeline:
             "features": root / paths["features"],
             "index": root / paths["index"] / index.NGT_DIR,
             "model": root / paths["model"],
+            "linear": root / paths["linear"],
         }
         params_path = root / "params.yaml"
         missing = [str(p) for p in needed.values() if not p.exists()]
@@ -50,7 +54,7 @@ class Pipeline:
                 f"{'is' if len(missing) == 1 else 'are'} missing. {_params_state(params_path)}"
             )
         try:
-            epsilon = config.load(params_path).index.epsilon
+            params = config.load(params_path)
         except config.ConfigError as exc:
             raise QueryError(f"{exc}. {_RESTORE_PARAMS}") from None
         table = data.read_table(needed["table"])
@@ -60,13 +64,16 @@ class Pipeline:
             raise QueryError(f"{needed['features']} does not match {needed['table']}; run `dvc repro`")
         # the table's paths are relative to the pipeline's folder, which need not be the current one
         table["path"] = [p if os.path.isabs(p) else (root / p).as_posix() for p in table.path]
-        searcher = index.NGTSearcher(root / paths["index"], epsilon)  # index.epsilon, as evaluate searches
+        searcher = index.NGTSearcher(root / paths["index"], params.index.epsilon)  # as evaluate searches
         if len(searcher) != len(table):
             raise QueryError(f"{needed['index']} does not hold every image of {needed['table']}; run `dvc repro`")
         # label vectors from the training images only; the search runs over every image, held out or not
         persons = arithmetic.label_vectors(feats[mask], table.identity.to_numpy()[mask])
         expressions = arithmetic.label_vectors(feats[mask], table.attribute.to_numpy()[mask])
-        return cls(root, table, feats, searcher, persons, expressions, needed["model"])
+        return cls(
+            root, table, feats, searcher, persons, expressions, needed["model"], needed["linear"],
+            params.features.fuse_weight,
+        )  # fmt: skip
 
     def vector(self, kind: str, name: str) -> np.ndarray:
         vectors = self.persons if kind == "person" else self.expressions
@@ -75,7 +82,7 @@ class Pipeline:
         return vectors[name]
 
     def image_features(self, path: str | os.PathLike) -> np.ndarray:
-        """The trained model's feature of an image file (any format Pillow reads)."""
+        """An image file's features (any format Pillow reads), as the features stage makes them."""
         from facearith import features
 
         if not Path(path).is_file():
@@ -84,15 +91,22 @@ class Pipeline:
             img = data.load_gray(path)
         except data.DataError as exc:
             raise QueryError(str(exc)) from None
-        net, blob = self.model()
-        return features.extract(net, [img], blob["image_size"])[0]
+        net, blob, lin = self.model()
+        feature = features.embed(net, blob["image_size"], lin, self.fuse_weight, [img])[0][0]
+        if feature.shape != self.features.shape[1:]:
+            raise QueryError(
+                f"an image's features have {feature.shape[0]} dimensions but the indexed ones "
+                f"{self.features.shape[1]}: params.yaml changed since the last run (features.fuse_weight?); "
+                "run `dvc repro`"
+            )
+        return feature
 
     def model(self) -> tuple:
-        """The trained model, loaded on first use."""
-        from facearith import model
+        """The trained network, its saved settings and PCA + LDA, loaded on first use."""
+        from facearith import linear, model
 
         if self._model is None:
-            self._model = model.load(self.model_path)
+            self._model = (*model.load(self.model_path), linear.load(self.linear_path))
         return self._model
 
     def nearest_expression(self, feature: np.ndarray) -> str:
@@ -131,7 +145,7 @@ def pipeline_paths(root: Path) -> dict[str, str]:
     paths = {
         k: v for entry in spec.get("vars", []) if isinstance(entry, dict) for k, v in entry.get("paths", {}).items()
     }
-    missing = {"table", "features", "index", "model"} - set(paths)
+    missing = {"table", "features", "index", "model", "linear"} - set(paths)
     if missing:
         raise QueryError(f"{spec_path} declares no {sorted(missing)} under vars: paths")
     return paths

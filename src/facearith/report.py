@@ -32,19 +32,56 @@ PROTOCOLS = [
     ("composition, every image indexed", "gallery.composition"),
     ("transfer, every image indexed", "gallery.transfer"),
 ]
-SYSTEMS = [
-    ("network", ""),
-    ("network + PCA + LDA", "fused_linear."),
-    ("PCA + LDA", "baseline_linear."),
+FUSED, NETWORK, LINEAR = "network + PCA + LDA", "network", "PCA + LDA"
+BASELINES = [
+    (LINEAR, "baseline_linear."),
     ("untrained network", "baseline_untrained."),
     ("raw pixels", "baseline_pixels."),
 ]
+ORDER = [FUSED, NETWORK] + [name for name, _ in BASELINES]
 
 
-def _measured(evaluations: list[dict[str, Any]], keys: list[str]) -> list[tuple[str, str]]:
-    """The SYSTEMS with a value for any of `keys` in any of `evaluations` (runs made before a system existed
-    have none; its column is left out rather than filled with dashes)."""
-    return [(name, p) for name, p in SYSTEMS if any(get(e, p + k) is not None for e in evaluations for k in keys)]
+def indexed_system(params: dict[str, Any]) -> str:
+    """What the indexed features are, by features.fuse_weight (1: the network, 0: PCA + LDA)."""
+    weight = get(params, "features.fuse_weight")
+    return NETWORK if weight in (None, 1) else LINEAR if weight == 0 else FUSED
+
+
+def systems(evaluation: dict[str, Any], params: dict[str, Any]) -> dict[str, str]:
+    """Each system's key prefix in metrics/eval.json. The top level is what was indexed; since the index holds the
+    network's features beside PCA + LDA's, the network alone is `network.*`. Runs made before had the network at
+    the top and the fusion, measured beside it, under `fused_linear.*`."""
+    if "network" in evaluation:
+        found = {indexed_system(params): "", NETWORK: "network."}
+    else:
+        found = {NETWORK: "", FUSED: "fused_linear."}
+    for name, prefix in BASELINES:
+        found.setdefault(name, prefix)
+    return found
+
+
+def _measured(runs: list[tuple[dict[str, Any], dict[str, Any]]], keys: list[str]) -> list[str]:
+    """The systems with a value for any of `keys` in any of the (metrics, params) `runs`, in ORDER (runs made before
+    a system existed have none; its column is left out rather than filled with dashes)."""
+    return [
+        name
+        for name in ORDER
+        if any(name in (found := systems(e, p)) and get(e, found[name] + k) is not None for e, p in runs for k in keys)
+    ]
+
+
+def _value(evaluation: dict[str, Any], params: dict[str, Any], system: str, key: str) -> Any:
+    prefix = systems(evaluation, params).get(system)
+    return None if prefix is None else get(evaluation, prefix + key)
+
+
+def _indexed(evaluation: dict[str, Any], params: dict[str, Any]) -> str:
+    """Which system the index held, and with what weight."""
+    if "network" not in evaluation:
+        return "the network's features"
+    name = indexed_system(params)
+    weight = get(params, "features.fuse_weight")
+    return f"{name} (features.fuse_weight {weight})" if name == FUSED else name
 
 
 def _rate(value: Any) -> str:
@@ -52,21 +89,23 @@ def _rate(value: Any) -> str:
 
 
 def results_table(evaluation: dict[str, Any], training: dict[str, Any], params: dict[str, Any]) -> str:
-    """A markdown table of top-1 (top-5) per protocol, for the network and each other system it measured."""
+    """A markdown table of top-1 (top-5) per protocol, for each system the run measured (the indexed one first)."""
     data = params["data"]["source"]
-    systems = _measured([evaluation], [key + ".top1" for _, key in PROTOCOLS])
+    shown = _measured([(evaluation, params)], [key + ".top1" for _, key in PROTOCOLS])
     lines = [
-        f"Data `{data}`, {training.get('epochs')} epochs in {training.get('seconds')} s on {training.get('device')}.",
+        f"Data `{data}`, {training.get('epochs')} epochs in {training.get('seconds')} s on {training.get('device')}; "
+        f"indexed: {_indexed(evaluation, params)}.",
         "",
-        "| protocol | queries | " + " | ".join(f"{name} top-1 (top-5)" for name, _ in systems) + " |",
-        "| --- | --- |" + " --- |" * len(systems),
+        "| protocol | queries | " + " | ".join(f"{name} top-1 (top-5)" for name in shown) + " |",
+        "| --- | --- |" + " --- |" * len(shown),
     ]
     for label, key in PROTOCOLS:
         if get(evaluation, key) is None:
             continue
         cells = [
-            f"{_rate(get(evaluation, prefix + key + '.top1'))} ({_rate(get(evaluation, prefix + key + '.top5'))})"
-            for _, prefix in systems
+            f"{_rate(_value(evaluation, params, name, key + '.top1'))} "
+            f"({_rate(_value(evaluation, params, name, key + '.top5'))})"
+            for name in shown
         ]
         lines.append(f"| {label} | {get(evaluation, key + '.queries')} | " + " | ".join(cells) + " |")
     seed = get(evaluation, "composition_seed")
@@ -124,8 +163,8 @@ def _recipe(params: dict[str, Any]) -> str:
 
 
 def grid_tables(runs: list[dict[str, Any]]) -> str:
-    """One table per experiment group: each protocol's mean +- sd over the group's runs, for the network and
-    each baseline, and what varied, the data, the training time and the CPU."""
+    """One table per experiment group: each protocol's mean +- sd over the group's runs, for each system it
+    measured, and what varied, the data, the training time, the CPU and what was indexed."""
     if not runs:
         return "No experiment grid has been collected yet (`make grid`)."
     parts = []
@@ -136,18 +175,19 @@ def grid_tables(runs: list[dict[str, Any]]) -> str:
         took = "-" if seconds is None else f"{seconds[0]:.0f} +- {seconds[1]:.0f} s"
         split = get(first["params"], "prepare.split")
         queries = sorted({get(r["eval"], "heldout_images.composition.queries") for r in members} - {None})
-        systems = _measured([r["eval"] for r in members], [key for _, key in GRID_PROTOCOLS])
+        shown = _measured([(r["eval"], r["params"]) for r in members], [key for _, key in GRID_PROTOCOLS])
         parts += [
             f"**{name}**: data `{get(first['params'], 'data.source')}`, split `{split}`, "
             f"{_recipe(first['params'])}, "
             f"{len(members)} runs ({first['vary']} {varied}), {'/'.join(map(str, queries)) or 'no'} held-out "
-            f"composition queries per run; training {took} per run on {first['machine'] or 'an unrecorded CPU'}.",
+            f"composition queries per run; training {took} per run on {first['machine'] or 'an unrecorded CPU'}; "
+            f"indexed: {_indexed(first['eval'], first['params'])}.",
             "",
-            "| protocol (mean +- sd) | " + " | ".join(n for n, _ in systems) + " |",
-            "| --- |" + " --- |" * len(systems),
+            "| protocol (mean +- sd) | " + " | ".join(shown) + " |",
+            "| --- |" + " --- |" * len(shown),
         ]
         for label, key in GRID_PROTOCOLS:
-            cells = [_mean_sd([get(r["eval"], prefix + key) for r in members]) for _, prefix in systems]
+            cells = [_mean_sd([_value(r["eval"], r["params"], name, key) for r in members]) for name in shown]
             if all(c == "-" for c in cells):
                 continue
             parts.append(f"| {label} | " + " | ".join(cells) + " |")
