@@ -118,6 +118,9 @@ def test_grid_tables_render_mean_and_sd_per_group(tmp_path):
     assert "training 50 +- 1 s per run" in text and "70 held-out composition queries per run" in text
     assert "expression recognised" not in text  # a row no run of the group measured is left out, not all '-'
     assert "network + PCA + LDA" not in text  # so is a system no run measured (runs before it existed)
+    runs[0]["params"]["prepare"]["seed"] = 1  # another draw of the held-out images is named
+    assert "split `images` (prepare.seed 1), 80 epochs" in report.grid_tables(runs)
+    runs[0]["params"]["prepare"]["seed"] = 0
     assert report.grid_tables([]).startswith("No experiment grid")
     # a run of the present layout: the top level is what was indexed (the fusion), the network alone under network
     new = _record("jaffe-seed2", 2, 0.95)
@@ -164,6 +167,16 @@ def test_queue_tasks_read_dvc_queue_status():
     # an earlier run of the same name (4381fdd) must not pass for the one still running
     earlier = {"d818dc1", "4381fdd"}
     assert {n: s for t, n, s in rows if t not in earlier} == {"jaffe-seed1": "Running", "jaffe-seed2": "Queued"}
+    assert grid.queue_workers(text) == 1 and grid.queue_workers("no such line") is None
+    assert grid.queue_workers(text.replace("1 active, 0 idle", "0 active, 2 idle")) == 2
+
+
+def test_a_queue_left_without_a_worker_is_noticed():
+    assert grid.stalled({"jaffe-seed1": "Success", "jaffe-seed2": "Queued"}, 0)
+    assert not grid.stalled({"jaffe-seed1": "Running", "jaffe-seed2": "Queued"}, 0)  # a worker is on it
+    assert not grid.stalled({"jaffe-seed1": "Success", "jaffe-seed2": "Queued"}, 1)
+    assert not grid.stalled({"jaffe-seed1": "Success", "jaffe-seed2": "Failed"}, 0)  # nothing left to run
+    assert not grid.stalled({"jaffe-seed2": "Queued"}, None)  # status said nothing of workers: no guess
 
 
 def test_a_groups_heading_names_its_heads_learning_rate_averaged_epochs_and_smoothing():

@@ -157,6 +157,18 @@ def queue_tasks(status_text: str) -> list[tuple[str, str, str]]:
     return rows
 
 
+def queue_workers(status_text: str) -> int | None:
+    """How many queue workers `dvc queue status` reports (active and idle); None when it says nothing of them."""
+    found = re.search(r"Worker status: (\d+) active, (\d+) idle", status_text)
+    return None if found is None else int(found[1]) + int(found[2])
+
+
+def stalled(states: dict[str, str], workers: int | None) -> bool:
+    """Tasks wait in the queue and no worker is left to run them. DVC's worker has been seen to exit between two
+    tasks of a grid, which would leave `grid run` waiting forever."""
+    return workers == 0 and "Queued" in states.values() and "Running" not in states.values()
+
+
 def _status() -> str:
     return subprocess.run(["dvc", "queue", "status"], check=True, capture_output=True, text=True).stdout
 
@@ -167,14 +179,22 @@ def wait_for(names: Sequence[str], earlier: set[str], poll_s: float = 5.0) -> di
     import time
 
     reported: set[str] = set()
+    idle_polls = 0
     while True:
-        states = {name: state for task, name, state in queue_tasks(_status()) if name in names and task not in earlier}
+        text = _status()
+        states = {name: state for task, name, state in queue_tasks(text) if name in names and task not in earlier}
         for name, state in states.items():
             if state not in ("Queued", "Running") and name not in reported:
                 print(f"grid: {name}: {state}", flush=True)
                 reported.add(name)
         if len(states) == len(names) and all(s not in ("Queued", "Running") for s in states.values()):
             return states
+        # twice in a row, so that a worker between two tasks is not taken for a missing one
+        idle_polls = idle_polls + 1 if stalled(states, queue_workers(text)) else 0
+        if idle_polls >= 2:
+            print("grid: experiments are queued but no queue worker is running; starting one", flush=True)
+            _run(["dvc", "queue", "start", "--jobs", "1"])
+            idle_polls = 0
         time.sleep(poll_s)
 
 

@@ -173,11 +173,13 @@ def grid_tables(runs: list[dict[str, Any]]) -> str:
         varied = ", ".join(str(r["value"]) for r in members)
         seconds = mean_sd([get(r["train"], "seconds") for r in members])
         took = "-" if seconds is None else f"{seconds[0]:.0f} +- {seconds[1]:.0f} s"
-        split = get(first["params"], "prepare.split")
+        split = f"`{get(first['params'], 'prepare.split')}`"
+        if get(first["params"], "prepare.seed"):  # another draw of held-out images or folds than the others'
+            split += f" (prepare.seed {get(first['params'], 'prepare.seed')})"
         queries = sorted({get(r["eval"], "heldout_images.composition.queries") for r in members} - {None})
         shown = _measured([(r["eval"], r["params"]) for r in members], [key for _, key in GRID_PROTOCOLS])
         parts += [
-            f"**{name}**: data `{get(first['params'], 'data.source')}`, split `{split}`, "
+            f"**{name}**: data `{get(first['params'], 'data.source')}`, split {split}, "
             f"{_recipe(first['params'])}, "
             f"{len(members)} runs ({first['vary']} {varied}), {'/'.join(map(str, queries)) or 'no'} held-out "
             f"composition queries per run; training {took} per run on {first['machine'] or 'an unrecorded CPU'}; "
