@@ -49,16 +49,23 @@ def test_lda_removes_a_strong_nuisance_and_composes_held_out_rows():
     assert raw_comp < 0.6 and raw_tran < 0.6
 
 
+def _fitted_on(images, ids, attrs, rows, size=32):
+    """Every image's features from PCA + LDA fitted on the `rows` (a mask) only, as stage linear fits it."""
+    at = np.flatnonzero(rows)
+    model, _ = linear.fit_images([images[i] for i in at], ids[at], attrs[at], size)
+    return model.embed(images)
+
+
 def test_the_baseline_is_fitted_on_the_training_images_only(tmp_path):
     synthetic.generate(tmp_path, persons=3, images_per_pair=3, size=48, seed=0)
     table, _ = build_table(tmp_path)
     images = load_images(table.path.tolist())
     fit_rows = (table.repeat == 1).to_numpy()
     ids, attrs = table.identity.to_numpy(), table.attribute.to_numpy()
-    a = linear.linear_features(images, ids, attrs, fit_rows)
+    a = _fitted_on(images, ids, attrs, fit_rows)
     noisy = [img if keep else np.random.default_rng(i).integers(0, 255, img.shape, dtype=np.uint8)
              for i, (img, keep) in enumerate(zip(images, fit_rows, strict=True))]  # fmt: skip
-    b = linear.linear_features(noisy, ids, attrs, fit_rows)
+    b = _fitted_on(noisy, ids, attrs, fit_rows)
     assert np.array_equal(a[fit_rows], b[fit_rows])  # held-out images changed nothing in the fitted model
     assert not np.array_equal(a[~fit_rows], b[~fit_rows])
     assert a.shape == (63, 2 * (2 + 6))  # (persons - 1) + (expressions - 1) directions, each split by sign
@@ -119,10 +126,10 @@ def test_a_saved_model_embeds_new_images_as_the_fitted_one_and_bad_files_say_wha
     back = linear.load(path)
     assert back.size == 24 and isinstance(back.size, int)
     np.testing.assert_array_equal(back.embed(images), model.embed(images))
-    # the same as fitting on those rows from scratch, as the evaluate stage's baseline did
+    # the same as fitting on those rows afresh
     ids, attrs = table.identity.to_numpy(), table.attribute.to_numpy()
     mask = (table.repeat == 1).to_numpy()
-    np.testing.assert_array_equal(back.embed(images), linear.linear_features(images, ids, attrs, mask, 24))
+    np.testing.assert_array_equal(back.embed(images), _fitted_on(images, ids, attrs, mask, 24))
     with pytest.raises(linear.ModelError, match=r"missing\.npz not found; run `dvc repro linear`"):
         linear.load(tmp_path / "missing.npz")
     path.write_bytes(path.read_bytes()[:100])

@@ -136,16 +136,6 @@ def fit_images(
     return fit(x, ids, attrs, pca_size, size), scores
 
 
-def linear_features(
-    images: Sequence[np.ndarray], identities: np.ndarray, attributes: np.ndarray, fit_rows: np.ndarray, size: int = 32
-) -> np.ndarray:
-    """Features of every image from a linear model fitted on the `fit_rows` (training) images only."""
-    rows = np.flatnonzero(np.asarray(fit_rows))
-    ids, attrs = np.asarray(identities)[rows], np.asarray(attributes)[rows]
-    model, _ = fit_images([images[i] for i in rows], ids, attrs, size)
-    return model.embed(images)
-
-
 def save(model: Linear, path: str | os.PathLike) -> None:
     """An .npz of the fitted arrays (no pickle), written atomically."""
     from facearith.fsutil import atomic_path
