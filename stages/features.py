@@ -1,5 +1,5 @@
 """Stage features: every image's features, in the table's row order: the indexed ones (the network's beside
-PCA + LDA's, features.fuse_weight) and the network's alone."""
+PCA + LDA's per axis, features.fuse_weight) and the network's alone."""
 
 import _bootstrap  # noqa: F401  (this checkout's src/ first)
 import numpy as np
@@ -15,7 +15,9 @@ def main(args) -> None:
     net, blob = model.load(args.model, device)
     lin = linear.load(args.linear)
     images = data.load_images(data.read_table(args.table).path.tolist())
-    indexed, network = features.embed(net, blob["image_size"], lin, fp.fuse_weight, images, fp.batch_size, device)
+    indexed, network = features.embed(
+        net, blob["image_size"], lin, fp.fuse_weight.pair(), images, fp.batch_size, device
+    )
     for path, feats in ((args.network, network), (args.out, indexed)):
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.save(f, feats)

@@ -68,13 +68,17 @@ def test_results_table_puts_the_indexed_system_first_and_the_network_alone_besid
     }
     params = {"data": {"source": "jaffe"}, "features": {"fuse_weight": 0.2}}
     lines = report.results_table(ev, {"epochs": 3, "seconds": 1.5, "device": "cpu"}, params).splitlines()
-    assert lines[0].endswith("indexed: network + PCA + LDA (features.fuse_weight 0.2).")
+    assert lines[0].endswith("indexed: network + PCA + LDA (features.fuse_weight 0.2).")  # one weight (runs before)
+    params["features"]["fuse_weight"] = {"identity": 0.3, "attribute": 0.1}  # per axis (since 2026-11-30)
+    per_axis = report.results_table(ev, {"epochs": 3, "seconds": 1.5, "device": "cpu"}, params).splitlines()
+    assert per_axis[0].endswith("indexed: network + PCA + LDA (features.fuse_weight identity 0.3, attribute 0.1).")
+    assert per_axis[1:] == lines[1:]
     assert lines[2] == (
         "| protocol | queries | network + PCA + LDA top-1 (top-5) | network top-1 (top-5) | PCA + LDA top-1 (top-5) |"
     )
     assert lines[4] == "| composition (trained images) | 4 | 0.750 (1.000) | 0.500 (0.750) | 0.250 (0.500) |"
     ev["network"] = ev["composition"] and {"composition": ev["composition"]}
-    params["features"]["fuse_weight"] = 1
+    params["features"]["fuse_weight"] = {"identity": 1, "attribute": 1}
     lines = report.results_table(ev, {"epochs": 3, "seconds": 1.5, "device": "cpu"}, params).splitlines()
     assert lines[0].endswith("indexed: network.")
     assert lines[2] == "| protocol | queries | network top-1 (top-5) | PCA + LDA top-1 (top-5) |"

@@ -83,15 +83,14 @@ def test_fusion_ranks_by_the_weighted_sum_of_both_cosines_and_fixes_what_each_al
     # four items, 0 and 1 alike, 2 and 3 alike; the first system misplaces 2, the second misplaces 0
     a = normalize(np.array([[3.0, 3], [3, 4], [2, 5], [0, 5]]))
     b = normalize(np.array([[5.0, 5], [2, 4], [5, 1], [3, 2]]))
-    fused = linear.fuse(a, b, 0.5)
+    fused = linear.fuse([(a, 0.5), (b, 0.5)])
     assert fused.dtype == np.float32 and np.allclose(np.linalg.norm(fused, axis=1), 1, atol=1e-6)
     # a fused search ranks by weight x the first cosine + (1 - weight) x the second
     np.testing.assert_allclose(fused @ fused.T, 0.5 * a @ a.T + 0.5 * b @ b.T, atol=1e-6)
-    np.testing.assert_allclose(
-        linear.fuse(a, b, 0.2) @ linear.fuse(a, b, 0.2).T, 0.2 * a @ a.T + 0.8 * b @ b.T, atol=1e-6
-    )
-    assert np.array_equal(linear.fuse(a, b, 1.0)[:, :2], a.astype(np.float32))  # 1: the network alone
-    assert not linear.fuse(a, b, 0.0)[:, :2].any()  # 0: the linear model alone
+    f = linear.fuse([(a, 0.2), (b, 0.8)])
+    np.testing.assert_allclose(f @ f.T, 0.2 * a @ a.T + 0.8 * b @ b.T, atol=1e-6)
+    assert np.array_equal(linear.fuse([(a, 1.0), (b, 0.0)]), a.astype(np.float32))  # a block of weight 0 is left out
+    assert np.array_equal(linear.fuse([(a, 0.0), (b, 1.0)]), b.astype(np.float32))
 
     def nearest(f: np.ndarray, q: int) -> int:
         s = f @ f[q]
@@ -105,10 +104,22 @@ def test_fusion_ranks_by_the_weighted_sum_of_both_cosines_and_fixes_what_each_al
 
 def test_fusion_refuses_mismatched_rows_and_weights():
     a, b = np.ones((3, 2)) / np.sqrt(2), np.ones((4, 2)) / np.sqrt(2)
-    with pytest.raises(ValueError, match="3 network features but 4 linear ones"):
-        linear.fuse(a, b, 0.5)
-    with pytest.raises(ValueError, match="must be between 0 and 1"):
-        linear.fuse(a, a, 1.2)
+    with pytest.raises(ValueError, match=r"different numbers of rows: \[3, 4\]"):
+        linear.fuse([(a, 0.5), (b, 0.5)])
+    with pytest.raises(ValueError, match="must be 0 or more and sum to 1"):
+        linear.fuse([(a, 1.2), (a, -0.2)])
+    with pytest.raises(ValueError, match="must be 0 or more and sum to 1"):
+        linear.fuse([(a, 0.5), (a, 0.2)])
+
+
+def test_the_axes_are_the_features_halves_each_unit_length():
+    x, ids, attrs = _faces(np.random.default_rng(2), per_pair=2)
+    model = linear.fit(x, ids, attrs, 16)
+    identity, attribute = model.axes(x)
+    assert np.allclose(np.linalg.norm(identity, axis=1), 1) and np.allclose(np.linalg.norm(attribute, axis=1), 1)
+    # positive and negative parts of each LDA projection: identities - 1 and attributes - 1 directions, twice
+    assert identity.shape[1] == 2 * (len(set(ids)) - 1) and attribute.shape[1] == 2 * (len(set(attrs)) - 1)
+    np.testing.assert_allclose(model.transform(x), np.concatenate([identity, attribute], 1) / np.sqrt(2), atol=1e-6)
 
 
 def test_a_saved_model_embeds_new_images_as_the_fitted_one_and_bad_files_say_what_to_do(tmp_path):

@@ -43,7 +43,7 @@ def test_features_are_unit_nonnegative_and_in_order(tiny_set, embedding):
     assert np.allclose(one_by_one, f[:4], atol=1e-4)  # batching changes float rounding only
 
 
-def test_indexed_features_are_the_network_beside_pca_lda_weighted_and_the_network_alone_at_weight_1(tiny_set):
+def test_indexed_features_fuse_the_network_with_pca_lda_per_axis_and_are_the_network_alone_at_weights_1(tiny_set):
     from facearith import linear
 
     table, images = tiny_set
@@ -51,17 +51,56 @@ def test_indexed_features_are_the_network_beside_pca_lda_weighted_and_the_networ
     net = model.build(MODEL, 21, 3, 7)
     train.recalibrate_batchnorm(net, images, 32, torch.device("cpu"))
     lin, _ = linear.fit_images(images, table.identity, table.attribute, 16)
-    indexed, network = features.embed(net, 32, lin, 0.2, images, batch_size=8)
+    lin_f, (lin_id, lin_attr) = lin.embed(images), lin.embed_axes(images)
+    # one weight for both axes: the fusion of the network's features with PCA + LDA's, whole
+    indexed, network = features.embed(net, 32, lin, (0.2, 0.2), images, batch_size=8)
     np.testing.assert_array_equal(network, features.extract(net, images, 32, batch_size=8))
     # 16 network dimensions, then PCA + LDA's (2 + 6 directions, each split by sign)
     assert indexed.shape == (21, 16 + 16) and np.allclose(np.linalg.norm(indexed, axis=1), 1, atol=1e-5)
-    cos = indexed @ indexed.T
+    np.testing.assert_allclose(indexed @ indexed.T, 0.2 * network @ network.T + 0.8 * lin_f @ lin_f.T, atol=1e-5)
+    # per axis: half the identity fusion plus half the attribute fusion, each with its own weight
+    indexed, _ = features.embed(net, 32, lin, (0.3, 0.1), images, batch_size=8)
+    net_id, net_attr = network[:, :8] * 2**0.5, network[:, 8:] * 2**0.5  # the heads, each unit length
+    want = 0.5 * (0.3 * net_id @ net_id.T + 0.7 * lin_id @ lin_id.T) + 0.5 * (
+        0.1 * net_attr @ net_attr.T + 0.9 * lin_attr @ lin_attr.T
+    )
+    np.testing.assert_allclose(indexed @ indexed.T, want, atol=1e-5)
+    # a weight of 1 leaves PCA + LDA's half of that axis out; 0 the network's
+    assert features.embed(net, 32, lin, (1.0, 0.0), images)[0].shape == (21, 8 + 6 * 2)
+    alone, same = features.embed(net, 32, None, (1.0, 1.0), images, batch_size=8)
+    assert alone is same and np.array_equal(alone, network)  # 1 and 1: the network alone, no linear model needed
+    with pytest.raises(ValueError, match=r"fuse weights of \(0.5, 1.0\) need the linear model"):
+        features.embed(net, 32, None, (0.5, 1.0), images)
+
+
+def test_the_seed_embedding_fuses_whole_and_members_split_into_their_halves(tiny_set):
+    from facearith import linear
+    from facearith.errors import ConfigError
+
+    table, images = tiny_set
+    lin, _ = linear.fit_images(images, table.identity, table.attribute, 16)
     lin_f = lin.embed(images)
-    np.testing.assert_allclose(cos, 0.2 * network @ network.T + 0.8 * lin_f @ lin_f.T, atol=1e-5)
-    alone, same = features.embed(net, 32, None, 1.0, images, batch_size=8)
-    assert alone is same and np.array_equal(alone, network)  # 1: the network alone, no linear model needed
-    with pytest.raises(ValueError, match="a fuse weight of 0.5 needs the linear model"):
-        features.embed(net, 32, None, 0.5, images)
+    torch.manual_seed(0)
+    seed_net = model.build(replace(MODEL, embedding="seed"), 21, 3, 7)
+    train.recalibrate_batchnorm(seed_net, images, 32, torch.device("cpu"))
+    indexed, network = features.embed(seed_net, 32, lin, (0.4, 0.4), images, batch_size=8)
+    np.testing.assert_allclose(indexed @ indexed.T, 0.4 * network @ network.T + 0.6 * lin_f @ lin_f.T, atol=1e-5)
+    with pytest.raises(ConfigError, match="model.embedding 'seed' has no identity and attribute halves"):
+        features.embed(seed_net, 32, lin, (0.4, 0.2), images)
+    # two members side by side: each half is the members' halves together
+    members = []
+    for k in range(2):
+        torch.manual_seed(k)
+        members.append(model.build(MODEL, 21, 3, 7))
+        train.recalibrate_batchnorm(members[-1], images, 32, torch.device("cpu"))
+    alone = [features.extract(m, images, 32) for m in members]
+    net_id, net_attr = features.network_axes(features.extract(model.Ensemble(members), images, 32), members=2)
+    for got, cols in ((net_id, slice(0, 8)), (net_attr, slice(8, 16))):
+        want = np.concatenate([f[:, cols] for f in alone], axis=1)  # that head of member 0, then of member 1
+        want /= np.linalg.norm(want, axis=1, keepdims=True)
+        np.testing.assert_allclose(got, want, atol=1e-5)
+    with pytest.raises(ValueError, match="16 columns cannot be 3 members' identity and attribute halves"):
+        features.network_axes(alone[0], members=3)
 
 
 def test_save_and_load_round_trip(tmp_path, tiny_set):

@@ -67,10 +67,13 @@ def test_repro_metrics_diff_and_noop(repo):
         assert set(eval_m[base]) == {"composition", "transfer", "heldout_images", "gallery"}
     # indexed: the network's 2 x 8 head dimensions beside PCA + LDA's (stage linear), the network alone beside
     feats, network = (np.load(repo / f"data/{n}.npy") for n in ("features", "network_features"))
-    assert network.shape == (42, 16) and feats.shape[0] == 42 and feats.shape[1] > 16
+    assert network.shape == (42, 16) and feats.shape[0] == 42
     weight = yaml.safe_load((repo / "params.yaml").read_text())["features"]["fuse_weight"]
-    assert 0 < weight < 1
-    np.testing.assert_allclose(feats[:, :16], np.sqrt(weight) * network, atol=1e-6)
+    assert 0 < weight["identity"] < 1 and 0 < weight["attribute"] < 1
+    # per axis, the network's head then PCA + LDA's (3 persons, 7 expressions: 2 and 6 directions, split by sign)
+    assert feats.shape[1] == 8 + 2 * 2 + 8 + 2 * 6
+    np.testing.assert_allclose(feats[:, :8], np.sqrt(weight["identity"]) * network[:, :8], atol=1e-6)
+    np.testing.assert_allclose(feats[:, 12:20], np.sqrt(weight["attribute"]) * network[:, 8:], atol=1e-6)
     # the index holds every image; the gallery protocols search all 42, label vectors from the 21 trained
     assert eval_m["gallery"]["composition"]["queries"] == 21 and eval_m["gallery"]["transfer"]["queries"] == 42 * 6
     assert (repo / "plots/gallery.png").stat().st_size > 0

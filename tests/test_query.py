@@ -30,11 +30,10 @@ def pipeline(tmp_path_factory):
     # batches: with 3 persons a block holds every person and 2-3 of the 7 expressions, which trains this set
     # less well (composition 0.57 at 60 epochs, README). 150 epochs without weight averaging: the fixture needs
     # a memorised set, and 60 epochs (0.95, with or without averaging) no longer reach it since the seeding fix
-    # The network alone is indexed (features.fuse_weight 1): PCA + LDA on 21 training images of 3 persons is weak
-    # (composition 0.43 on them), and the fusion with it stops short of that (0.90)
-    tiny = _merge(
-        TINY, {"train": {"epochs": 150, "sampler": "triplets", "swa_from": 0.0}, "features": {"fuse_weight": 1.0}}
-    )
+    # The network alone is indexed (features.fuse_weight 1 on both axes): PCA + LDA on 21 training images of 3
+    # persons is weak (composition 0.43 on them), and the fusion with it stops short of that (0.90)
+    alone = {"fuse_weight": {"identity": 1.0, "attribute": 1.0}}
+    tiny = _merge(TINY, {"train": {"epochs": 150, "sampler": "triplets", "swa_from": 0.0}, "features": alone})
     params = _merge(yaml.safe_load((ROOT / "params.yaml").read_text()), tiny)
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     for stage in STAGES:
@@ -188,10 +187,10 @@ def test_an_image_is_embedded_as_the_index_was_and_a_changed_fuse_weight_asks_fo
 
     from facearith.query import Pipeline
 
-    # the network beside PCA + LDA (features.fuse_weight 0.2): a training image's query feature is its indexed one
+    # the network beside PCA + LDA, per axis: a training image's query feature is its indexed one
     root = _copy_pipeline(pipeline, tmp_path / "fused")
     params = yaml.safe_load((root / "params.yaml").read_text())
-    params["features"]["fuse_weight"] = 0.2
+    params["features"]["fuse_weight"] = {"identity": 0.3, "attribute": 0.1}
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     for stage in ("features", "index"):
         proc = subprocess.run(stage_cmd(stage), cwd=root, env=_env(), capture_output=True, text=True)
@@ -203,7 +202,7 @@ def test_an_image_is_embedded_as_the_index_was_and_a_changed_fuse_weight_asks_fo
     image = next((root / "data/raw").glob("BG.SU2.*.tiff"))
     assert facearith(root, "--image", str(image), "--plus", "HA").returncode == 0
     # params.yaml changed afterwards without a rerun: the image's features no longer fit the index
-    params["features"]["fuse_weight"] = 1.0
+    params["features"]["fuse_weight"] = {"identity": 1.0, "attribute": 1.0}
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     proc = facearith(root, "--image", str(image), "--plus", "HA")
     assert proc.returncode == 1 and "params.yaml changed since the last run (features.fuse_weight?)" in proc.stderr

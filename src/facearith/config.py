@@ -161,15 +161,31 @@ class LinearParams:
 
 
 @dataclass(frozen=True)
-class FeaturesParams:
-    """features: feature extraction, and the network's weight in the indexed features beside PCA + LDA's."""
+class FuseWeights:
+    """features.fuse_weight: per axis, the network's weight beside PCA + LDA's (1: the network alone, 0: PCA + LDA
+    alone). Per axis because the two need not generalise alike: on pairs never trained on, the network's identity
+    half helps and its expression half hurts (docs/results.md)."""
 
-    batch_size: int = _min(1, "at least 1")
-    fuse_weight: float = _min(0, "a weight between 0 and 1")
+    identity: float = _min(0, "a weight between 0 and 1")
+    attribute: float = _min(0, "a weight between 0 and 1")
 
     def __post_init__(self) -> None:
-        if self.fuse_weight > 1:
-            raise ConfigError(f"params: 'features.fuse_weight' is {self.fuse_weight}; it must be between 0 and 1")
+        for axis in ("identity", "attribute"):
+            if getattr(self, axis) > 1:
+                raise ConfigError(
+                    f"params: 'features.fuse_weight.{axis}' is {getattr(self, axis)}; it must be between 0 and 1"
+                )
+
+    def pair(self) -> tuple[float, float]:
+        return self.identity, self.attribute
+
+
+@dataclass(frozen=True)
+class FeaturesParams:
+    """features: feature extraction, and the network's weight per axis in the indexed features beside PCA + LDA's."""
+
+    batch_size: int = _min(1, "at least 1")
+    fuse_weight: FuseWeights
 
 
 @dataclass(frozen=True)

@@ -54,10 +54,10 @@ def heldout_pairs(
             fit_images, ident[fit], attr[fit], (n_i, n_a), model_params, train_params, device, progress=False
         )
         lin, _ = linear.fit_images(fit_images, ident[fit], attr[fit], linear_params.size)
+        weights = features_params.fuse_weight.pair()
         indexed, network = features.embed(
-            net, train_params.image_size, lin, features_params.fuse_weight, sel_images, features_params.batch_size,
-            device,
-        )  # fmt: skip
+            net, train_params.image_size, lin, weights, sel_images, features_params.batch_size, device
+        )
         # label vectors from the trained pairs' images only: a held-out pair's own images must not shape its query
         src = np.array([(i, a) not in held for i, a in zip(ident[sel], attr[sel], strict=True)])
         for name, feats in (("indexed", indexed), ("network", network)):

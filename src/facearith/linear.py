@@ -63,14 +63,23 @@ class Linear:
         """Features of any images (grey uint8 arrays of any size)."""
         return self.transform(pixels(images, self.size))
 
-    def transform(self, x: np.ndarray) -> np.ndarray:
+    def embed_axes(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """The identity and the attribute part of `embed`'s features, each row unit length."""
+        identity, attribute = self.axes(pixels(images, self.size))
+        return identity.astype(np.float32), attribute.astype(np.float32)
+
+    def axes(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Pixels (as `pixels` gives them) to the identity and the attribute part, each row unit length."""
         z = (x - self.mean) @ self.pca
         parts = []
         for w in (self.identity, self.attribute):
             p = z @ w
             p /= np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-12)
             parts.append(np.concatenate([np.maximum(p, 0), np.maximum(-p, 0)], axis=1))
-        return (np.concatenate(parts, axis=1) / np.sqrt(2)).astype(np.float32)
+        return parts[0], parts[1]
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        return (np.concatenate(self.axes(x), axis=1) / np.sqrt(2)).astype(np.float32)
 
 
 def fit(x: np.ndarray, identities: np.ndarray, attributes: np.ndarray, pca_size: int, size: int = 32) -> Linear:
@@ -112,15 +121,17 @@ def choose_pca_size(
     return max(scores, key=scores.get), scores
 
 
-def fuse(network: np.ndarray, linear: np.ndarray, weight: float) -> np.ndarray:
-    """The network's features beside the linear model's (each row unit length in both), scaled so that a
-    search ranks by `weight` x the network's cosine + (1 - weight) x the linear model's: a late fusion."""
-    if network.shape[0] != linear.shape[0]:
-        raise ValueError(f"fuse: {network.shape[0]} network features but {linear.shape[0]} linear ones")
-    if not 0 <= weight <= 1:
-        raise ValueError(f"fuse: the network's weight is {weight}; it must be between 0 and 1")
-    parts = [np.sqrt(weight) * network, np.sqrt(1 - weight) * linear]
-    return np.concatenate(parts, axis=1).astype(np.float32)
+def fuse(blocks: Sequence[tuple[np.ndarray, float]]) -> np.ndarray:
+    """Feature blocks side by side (each row unit length in each), each scaled by the square root of its weight, so
+    that a search ranks by the sum of weight x that block's cosine: a late fusion. The weights are 0 or more and
+    sum to 1; a block of weight 0 is left out."""
+    weights = [w for _, w in blocks]
+    if any(w < 0 for w in weights) or not np.isclose(sum(weights), 1.0):
+        raise ValueError(f"fuse: the blocks' weights {weights} must be 0 or more and sum to 1")
+    rows = {len(b) for b, _ in blocks}
+    if len(rows) != 1:
+        raise ValueError(f"fuse: the blocks have different numbers of rows: {sorted(rows)}")
+    return np.concatenate([np.sqrt(w) * b for b, w in blocks if w > 0], axis=1).astype(np.float32)
 
 
 def fit_images(

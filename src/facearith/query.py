@@ -26,7 +26,7 @@ class Pipeline:
     expressions: dict[str, np.ndarray]
     model_path: Path
     linear_path: Path
-    fuse_weight: float  # features.fuse_weight, as the features stage used it
+    fuse_weight: tuple[float, float]  # features.fuse_weight (identity, attribute), as the features stage used it
     _model: tuple | None = field(default=None, repr=False)
 
     @classmethod
@@ -72,7 +72,7 @@ class Pipeline:
         expressions = arithmetic.label_vectors(feats[mask], table.attribute.to_numpy()[mask])
         return cls(
             root, table, feats, searcher, persons, expressions, needed["model"], needed["linear"],
-            params.features.fuse_weight,
+            params.features.fuse_weight.pair(),
         )  # fmt: skip
 
     def vector(self, kind: str, name: str) -> np.ndarray:

@@ -41,10 +41,20 @@ BASELINES = [
 ORDER = [FUSED, NETWORK] + [name for name, _ in BASELINES]
 
 
+def fuse_weights(params: dict[str, Any]) -> tuple[Any, Any]:
+    """features.fuse_weight as (identity, attribute): per axis since 2026-11-30, one number for both before."""
+    weight = get(params, "features.fuse_weight")
+    if isinstance(weight, dict):
+        return weight.get("identity"), weight.get("attribute")
+    return weight, weight
+
+
 def indexed_system(params: dict[str, Any]) -> str:
     """What the indexed features are, by features.fuse_weight (1: the network, 0: PCA + LDA)."""
-    weight = get(params, "features.fuse_weight")
-    return NETWORK if weight in (None, 1) else LINEAR if weight == 0 else FUSED
+    weights = fuse_weights(params)
+    if weights == (None, None) or weights == (1, 1):
+        return NETWORK
+    return LINEAR if weights == (0, 0) else FUSED
 
 
 def systems(evaluation: dict[str, Any], params: dict[str, Any]) -> dict[str, str]:
@@ -80,8 +90,11 @@ def _indexed(evaluation: dict[str, Any], params: dict[str, Any]) -> str:
     if "network" not in evaluation:
         return "the network's features"
     name = indexed_system(params)
-    weight = get(params, "features.fuse_weight")
-    return f"{name} (features.fuse_weight {weight})" if name == FUSED else name
+    if name != FUSED:
+        return name
+    w_id, w_attr = fuse_weights(params)
+    weight = w_id if w_id == w_attr else f"identity {w_id}, attribute {w_attr}"
+    return f"{name} (features.fuse_weight {weight})"
 
 
 def _rate(value: Any) -> str:
