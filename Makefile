@@ -33,12 +33,12 @@ compare: venv
 	dvc exp show --no-pager --md --only-changed \
 	  --drop '^(data|models|stages|src)/|(^|:)(baseline_.*|network\..*|.*\.queries|.*\.top(5|10)|ngt\..*|anchors_per_second|images_per_second|loss|seconds_this_run|epochs_this_run|device|epochs)$$'
 
-# the README's results table, from the committed metrics
+# the generated tables: the README's headline (results/grid.json), docs/results.md's committed run and grid
 results: venv
 	$(PY) -m facearith.report
 
-# the README's mean +- sd tables: 3 training seeds each for the synthetic and JAFFE defaults, and JAFFE's 5
-# zero-shot folds of pairs, as DVC experiments (`dvc exp run --queue`, `dvc queue start`), then collected from
+# the mean +- sd tables (README, docs/results.md): 3 training seeds each for the synthetic and JAFFE defaults,
+# and JAFFE's 5 zero-shot folds of pairs, as DVC experiments (`dvc exp run --queue`, `dvc queue start`), then collected from
 # `dvc exp show --json` into results/grid.json and rendered. The -nols, -noswa, -80ep and -64px groups are the
 # previous recipes (hard classifier targets, no weight averaging, fewer epochs, a smaller input): the evidence
 # for the defaults; the -dim128 groups are heads of 128, measured with hard targets; the -members2 groups are
@@ -77,7 +77,8 @@ grid: venv
 	$(PY) -m facearith.grid collect
 	$(PY) -m facearith.report
 
-# every command in the README, in order, in a fresh copy with a fresh .venv (about 19 minutes here)
+# every command in the README, in order, in a fresh copy with a fresh .venv, `make repro` then `make test`
+# included (about half an hour on a 2-core CPU)
 docs-check: venv
 	$(PY) tools/docs_check.py
 

@@ -1,10 +1,15 @@
-"""The README as a newcomer uses it: its commands run, its results table is the committed metrics' own."""
+"""The README as a newcomer uses it: its commands run in order, `make repro` then `make test` included; its table is
+generated; the docs of every parameter. Tests marked `checkout` read the checkout's own committed files: the
+README's `make test` step of `tools/docs_check.py --tiny` runs them after a fresh copy's own `make repro`."""
 
 import re
 import subprocess
 import sys
 
-from facearith import report
+import pytest
+import yaml
+
+from facearith import tables
 
 from .conftest import ROOT
 
@@ -15,28 +20,55 @@ def test_every_readme_command_runs_in_order_in_a_fresh_copy():
     )
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
-    ran = [line for line in lines if line.startswith("ok ")]
+    ran = [line.split("  (")[0] for line in lines if line.startswith("ok ")]
     skipped = [line for line in lines if line.startswith("skip ")]
     readme = (ROOT / "README.md").read_text()
     blocks = "".join(re.findall(r"^```bash\n(.*?)^```", readme, flags=re.M | re.S))
-    # every command line of the README is accounted for; only the test suite itself is skipped (CI runs it)
+    # every command line of the README is accounted for; only those that need a JAFFE copy may be skipped
     expected = [ln for ln in blocks.splitlines() if ln.strip() and not ln.startswith((" ", "#"))]
     assert len(ran) + len(skipped) == len(expected)
-    assert [s.split("  (")[0] for s in skipped if "no JAFFE copy" not in s] == ["skip  make test"]
+    assert all("no JAFFE copy" in s for s in skipped)
+    # a newcomer's sequence: the tests run after their own `make repro`, which rewrote metrics/ and dvc.lock
+    assert ran[:2] == ["ok    make repro", "ok    make test"]
     assert any("dvc exp run --temp -n mine -S data.source=folder" in line for line in ran)  # the folder example
     assert lines[-1] == "docs-check: all commands ran"
 
 
-def test_the_quick_start_and_workflow_fit_on_two_screens():
+@pytest.mark.checkout
+def test_the_readme_is_one_page_with_the_quick_start_and_workflow_first():
     readme = (ROOT / "README.md").read_text().splitlines()
+    assert len(readme) <= 160
     assert len(readme[: readme.index("## Data")]) <= 85
 
 
-def test_the_readme_results_table_is_generated_from_the_committed_metrics():
+@pytest.mark.checkout
+def test_the_generated_tables_are_current_for_the_committed_metrics():
+    """After a user's own `make repro` too: the committed run's table may match HEAD's metrics or the working tree's."""
     proc = subprocess.run(
         [sys.executable, "-m", "facearith.report", "--root", str(ROOT), "--check"], capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stderr
+    readme = (ROOT / "README.md").read_text()
+    assert readme.count("<!-- headline:begin -->") == 1 and "<!-- results:begin -->" not in readme
+
+
+def _keys(tree: dict, prefix: str = "") -> list[str]:
+    out = []
+    for key, value in tree.items():
+        out += _keys(value, f"{prefix}{key}.") if isinstance(value, dict) else [prefix + key]
+    return out
+
+
+@pytest.mark.checkout
+def test_params_yaml_says_what_each_key_is_in_one_short_comment_and_the_docs_say_why():
+    text = (ROOT / "params.yaml").read_text()
+    keys = _keys(yaml.safe_load(text))
+    # a comment is what follows a '#' outside quotes (the values here hold none)
+    comments = [line[line.index("#") :] for line in text.splitlines() if "#" in line]
+    assert len(comments) <= len(keys), f"{len(comments)} comments for {len(keys)} keys"
+    assert all(len(c) < 100 for c in comments), [c for c in comments if len(c) >= 100]
+    rows = re.findall(r"^\| `([a-z0-9_.]+)` \|", (ROOT / "docs/pipeline.md").read_text(), flags=re.M)
+    assert sorted(rows) == sorted(keys), set(rows) ^ set(keys)  # one row per key, none for a key that is gone
 
 
 def test_results_table_from_known_metrics():
@@ -46,7 +78,7 @@ def test_results_table_from_known_metrics():
         "baseline_pixels": {"composition": {"top1": 0.125, "top5": 0.5, "queries": 4}},
         "composition_seed": {"accuracy": 1.0, "queries": 10},
     }
-    table = report.results_table(ev, {"epochs": 3, "seconds": 1.5, "device": "cpu"}, {"data": {"source": "jaffe"}})
+    table = tables.results_table(ev, {"epochs": 3, "seconds": 1.5, "device": "cpu"}, {"data": {"source": "jaffe"}})
     lines = table.splitlines()
     assert lines[0] == "Data `jaffe`, 3 epochs in 1.5 s on cpu; indexed: the network's features."
     # only the systems measured get a column: here the network and raw pixels
@@ -55,7 +87,7 @@ def test_results_table_from_known_metrics():
     assert lines[5] == "| transfer (trained images) | 8 | 0.250 (1.000) | - (-) |"
     assert len(lines) == 8 and lines[-1] == "The seed's protocol (10 random pairs): 1.000."  # no held-out rows
     readme = "intro\n<!-- results:begin -->\nold\n<!-- results:end -->\nrest\n"
-    assert report.render(readme, "NEW") == "intro\n<!-- results:begin -->\nNEW\n<!-- results:end -->\nrest\n"
+    assert tables.render(readme, "NEW") == "intro\n<!-- results:begin -->\nNEW\n<!-- results:end -->\nrest\n"
 
 
 def test_results_table_puts_the_indexed_system_first_and_the_network_alone_beside_it():
@@ -67,10 +99,10 @@ def test_results_table_puts_the_indexed_system_first_and_the_network_alone_besid
         "baseline_linear": {"composition": {"top1": 0.25, "top5": 0.5, "queries": 4}},
     }
     params = {"data": {"source": "jaffe"}, "features": {"fuse_weight": 0.2}}
-    lines = report.results_table(ev, {"epochs": 3, "seconds": 1.5, "device": "cpu"}, params).splitlines()
+    lines = tables.results_table(ev, {"epochs": 3, "seconds": 1.5, "device": "cpu"}, params).splitlines()
     assert lines[0].endswith("indexed: network + PCA + LDA (features.fuse_weight 0.2).")  # one weight (runs before)
     params["features"]["fuse_weight"] = {"identity": 0.3, "attribute": 0.1}  # per axis (since 2026-11-30)
-    per_axis = report.results_table(ev, {"epochs": 3, "seconds": 1.5, "device": "cpu"}, params).splitlines()
+    per_axis = tables.results_table(ev, {"epochs": 3, "seconds": 1.5, "device": "cpu"}, params).splitlines()
     assert per_axis[0].endswith("indexed: network + PCA + LDA (features.fuse_weight identity 0.3, attribute 0.1).")
     assert per_axis[1:] == lines[1:]
     assert lines[2] == (
@@ -79,7 +111,7 @@ def test_results_table_puts_the_indexed_system_first_and_the_network_alone_besid
     assert lines[4] == "| composition (trained images) | 4 | 0.750 (1.000) | 0.500 (0.750) | 0.250 (0.500) |"
     ev["network"] = ev["composition"] and {"composition": ev["composition"]}
     params["features"]["fuse_weight"] = {"identity": 1, "attribute": 1}
-    lines = report.results_table(ev, {"epochs": 3, "seconds": 1.5, "device": "cpu"}, params).splitlines()
+    lines = tables.results_table(ev, {"epochs": 3, "seconds": 1.5, "device": "cpu"}, params).splitlines()
     assert lines[0].endswith("indexed: network.")
     assert lines[2] == "| protocol | queries | network top-1 (top-5) | PCA + LDA top-1 (top-5) |"
     assert lines[4] == "| composition (trained images) | 4 | 0.750 (1.000) | 0.250 (0.500) |"

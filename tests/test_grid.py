@@ -1,11 +1,14 @@
-"""The experiment grid: names, queue commands, collecting `dvc exp show --json`, mean +- sd, the README tables."""
+"""The experiment grid: names, queue commands, collecting `dvc exp show --json`, mean +- sd, the generated tables."""
 
 import json
 import math
+import os
+import shutil
+import subprocess
 
 import pytest
 
-from facearith import grid, report
+from facearith import grid, report, tables
 
 
 def _record(name, seed, comp, rev="abc", error=None, ts="2026-11-27T10:00:00"):
@@ -111,7 +114,7 @@ def test_mean_sd():
 
 def test_grid_tables_render_mean_and_sd_per_group(tmp_path):
     runs = grid.collect([{"experiments": [{"revs": [_record("jaffe-seed0", 0, 0.6), _record("jaffe-seed1", 1, 0.8)]}]}])
-    text = report.grid_tables(runs)
+    text = tables.grid_tables(runs)
     assert "**jaffe**: data `jaffe`, split `images`, 80 epochs at 96 px, 2 runs (seed 0, 1)" in text
     row = next(line for line in text.splitlines() if line.startswith("| composition, held-out images: top-1"))
     assert "0.700 +- 0.141" in row and "0.900 +- 0.000" in row  # network, then PCA + LDA
@@ -119,33 +122,105 @@ def test_grid_tables_render_mean_and_sd_per_group(tmp_path):
     assert "expression recognised" not in text  # a row no run of the group measured is left out, not all '-'
     assert "network + PCA + LDA" not in text  # so is a system no run measured (runs before it existed)
     runs[0]["params"]["prepare"]["seed"] = 1  # another draw of the held-out images is named
-    assert "split `images` (prepare.seed 1), 80 epochs" in report.grid_tables(runs)
+    assert "split `images` (prepare.seed 1), 80 epochs" in tables.grid_tables(runs)
     runs[0]["params"]["prepare"]["seed"] = 0
-    assert report.grid_tables([]).startswith("No experiment grid")
+    assert tables.grid_tables([]).startswith("No experiment grid")
     # a run of the present layout: the top level is what was indexed (the fusion), the network alone under network
     new = _record("jaffe-seed2", 2, 0.95)
     metrics = new["data"]["metrics"]["metrics/eval.json"]["data"]
     metrics["network"] = {"heldout_images": {"composition": {"top1": 0.8}}}
     new["data"]["params"]["params.yaml"]["data"]["features"] = {"fuse_weight": 0.2}
-    text = report.grid_tables(grid.collect([{"experiments": [{"revs": [new]}]}], earlier=runs))
+    text = tables.grid_tables(grid.collect([{"experiments": [{"revs": [new]}]}], earlier=runs))
     assert "indexed: network + PCA + LDA (features.fuse_weight 0.2)" not in text  # the group's first run: earlier
     assert "| protocol (mean +- sd) | network + PCA + LDA | network | PCA + LDA |" in text
     row = next(line for line in text.splitlines() if line.startswith("| composition, held-out images: top-1"))
     # the fusion is measured by the new run only; the network by all three (0.6, 0.8 at the old runs' top level)
     assert row == "| composition, held-out images: top-1 | 0.950 +- 0.000 | 0.733 +- 0.115 | 0.900 +- 0.000 |"
-    # the README's grid block is rewritten from results/grid.json, and --check notices when it is stale
-    (tmp_path / "results").mkdir()
-    (tmp_path / "results/grid.json").write_text(json.dumps({"runs": runs}))
-    for name in ("metrics/eval.json", "metrics/train.json"):
-        (tmp_path / name).parent.mkdir(exist_ok=True)
-        (tmp_path / name).write_text(json.dumps({}))
-    (tmp_path / "params.yaml").write_text("data: {source: synthetic}\n")
-    readme = "# x\n<!-- results:begin -->\n<!-- results:end -->\n<!-- grid:begin -->\nold\n<!-- grid:end -->\n"
-    (tmp_path / "README.md").write_text(readme)
-    assert report.main(["--root", str(tmp_path), "--check"]) == 1
+
+
+def _git(root, *args, env=None):
+    return subprocess.run(["git", *args], cwd=root, check=True, capture_output=True, text=True, env=env).stdout
+
+
+def _project(root, runs, grid_line="jaffe"):
+    """A committed project with the generated blocks empty: README, docs/results.md, metrics, params, grid."""
+    (root / "results").mkdir()
+    (root / "results/grid.json").write_text(json.dumps({"runs": runs}))
+    (root / "metrics").mkdir()
+    (root / "metrics/eval.json").write_text(json.dumps({"composition": {"top1": 0.5, "top5": 1.0, "queries": 4}}))
+    (root / "metrics/train.json").write_text(json.dumps({"epochs": 3, "seconds": 1.5, "device": "cpu"}))
+    (root / "params.yaml").write_text("data: {source: synthetic}\n")
+    (root / "Makefile").write_text(f"grid:\n\tpython -m facearith.grid run {grid_line} -S x=1\n")
+    (root / "README.md").write_text("# x\n<!-- headline:begin -->\n<!-- headline:end -->\n")
+    (root / "docs").mkdir()
+    blocks = "<!-- results:begin -->\n<!-- results:end -->\n<!-- grid:begin -->\nold\n<!-- grid:end -->\n"
+    (root / "docs/results.md").write_text("# log\n" + blocks)
+    _git(root, "init", "-q")
+    _git(root, "config", "user.email", "t@example.com")
+    _git(root, "config", "user.name", "test")
+
+
+def _commit(root, message):
+    _git(root, "add", "-A")
+    _git(root, "commit", "-qm", message)
+
+
+def test_the_generated_tables_are_written_and_checked_against_the_committed_metrics(tmp_path):
+    earlier = [_record("jaffe-seed0", 0, 0.6, ts="2026-11-27T10:00:00"), _record("jaffe-seed1", 1, 0.8)]
+    gone = _record("jaffe-old-seed0", 0, 0.4, ts="2026-11-27T10:00:00")  # a group `make grid` no longer runs
+    runs = grid.collect([{"experiments": [{"revs": [*earlier, gone]}]}])
+    _project(tmp_path, runs)
+    then = dict(os.environ, GIT_COMMITTER_DATE="2026-11-26T10:00:00", GIT_AUTHOR_DATE="2026-11-26T10:00:00")
+    _git(tmp_path, "commit", "-q", "--allow-empty", "-m", "the code the grid ran", env=then)
+    base = _git(tmp_path, "log", "-1", "--format=%h").strip()
+    assert report.main(["--root", str(tmp_path), "--check"]) == 1  # the blocks are empty or old
     assert report.main(["--root", str(tmp_path)]) == 0
-    assert "0.700 +- 0.141" in (tmp_path / "README.md").read_text()
+    readme, doc = (tmp_path / "README.md").read_text(), (tmp_path / "docs/results.md").read_text()
+    assert "| JAFFE, held-out images: composition | 2 seeds | 0.700 +- 0.141 | 0.900 +- 0.000 |" in readme
+    assert "synthetic" not in readme.split("headline:end")[0].split("headline:begin")[1]  # no such group ran
+    assert "| composition (trained images) | 4 | 0.500 (1.000) |" in doc
+    assert "**jaffe**: data `jaffe`" in doc and f"run 2026-11-27, after commit {base}." in doc
+    assert "**jaffe-old** (history: `make grid` no longer runs it): data" in doc
+    _commit(tmp_path, "tables")
     assert report.main(["--root", str(tmp_path), "--check"]) == 0
+    # a shallow clone has no history to name the commits in: the rest of the text is still checked
+    shallow = tmp_path / "shallow"
+    _git(tmp_path, "clone", "-q", "--depth", "1", f"file://{tmp_path}", str(shallow))
+    assert report.main(["--root", str(shallow), "--check"]) == 0
+    doc_path = shallow / "docs/results.md"
+    doc_path.write_text(doc_path.read_text().replace("0.700 +- 0.141", "0.710 +- 0.141"))
+    assert report.main(["--root", str(shallow), "--check"]) == 1
+    shutil.rmtree(shallow)
+    # a user's own `dvc repro` rewrites the metrics: the docs still match what is committed at HEAD
+    (tmp_path / "metrics/eval.json").write_text(json.dumps({"composition": {"top1": 0.25, "top5": 1.0, "queries": 4}}))
+    assert report.main(["--root", str(tmp_path), "--check"]) == 0
+    # and the developers' `make results` after it matches the working tree's
+    assert report.main(["--root", str(tmp_path)]) == 0
+    assert "| composition (trained images) | 4 | 0.250 (1.000) |" in (tmp_path / "docs/results.md").read_text()
+    assert report.main(["--root", str(tmp_path), "--check"]) == 0
+    _commit(tmp_path, "a new run")
+    # a stale table is caught: new grid runs committed without regenerating
+    runs.append(grid.collect([{"experiments": [{"revs": [_record("jaffe-seed2", 2, 1.0)]}]}])[0])
+    (tmp_path / "results/grid.json").write_text(json.dumps({"runs": runs}))
+    _commit(tmp_path, "grid runs, tables forgotten")
+    assert report.main(["--root", str(tmp_path), "--check"]) == 1
+    # or committed metrics whose table was not regenerated
+    _git(tmp_path, "checkout", "-q", "HEAD~1", "--", "results/grid.json")
+    (tmp_path / "metrics/eval.json").write_text(json.dumps({"composition": {"top1": 0.125, "top5": 1.0, "queries": 4}}))
+    _commit(tmp_path, "metrics, table forgotten")
+    assert report.main(["--root", str(tmp_path), "--check"]) == 1
+
+
+def test_without_git_history_the_working_tree_alone_decides(tmp_path):
+    _project(tmp_path, grid.collect([{"experiments": [{"revs": [_record("jaffe-seed0", 0, 0.6)]}]}]))
+    assert report.main(["--root", str(tmp_path)]) == 0  # nothing committed: no HEAD, no commits to name
+    assert "after commit" not in (tmp_path / "docs/results.md").read_text()
+    assert report.main(["--root", str(tmp_path), "--check"]) == 0
+    _commit(tmp_path, "all")  # with history, the tables without the commits still count as current
+    assert report.main(["--root", str(tmp_path), "--check"]) == 0
+    (tmp_path / "README.md").write_text("# no markers\n")
+    (tmp_path / "docs/results.md").unlink()
+    assert report.main(["--root", str(tmp_path), "--check"]) == 1  # nothing to check is an error, not a pass
 
 
 def test_queue_tasks_read_dvc_queue_status():
@@ -181,24 +256,24 @@ def test_a_queue_left_without_a_worker_is_noticed():
 
 def test_a_groups_heading_names_its_heads_learning_rate_averaged_epochs_and_smoothing():
     params = {"train": {"epochs": 160, "image_size": 96, "lr": 0.001, "schedule": "constant", "swa_from": 0.5}}
-    assert report._recipe(params) == "160 epochs at 96 px, lr 0.001 constant, SWA over epochs 81-160"
+    assert tables._recipe(params) == "160 epochs at 96 px, lr 0.001 constant, SWA over epochs 81-160"
     params["train"]["swa_from"] = 0.0
-    assert report._recipe(params) == "160 epochs at 96 px, lr 0.001 constant"
+    assert tables._recipe(params) == "160 epochs at 96 px, lr 0.001 constant"
     # the width of the per-axis heads, where there are heads
     params["model"] = {"embedding": "split", "dim": 128}
-    assert report._recipe(params) == "heads of 128, 160 epochs at 96 px, lr 0.001 constant"
+    assert tables._recipe(params) == "heads of 128, 160 epochs at 96 px, lr 0.001 constant"
     params["model"]["embedding"] = "seed"
-    assert report._recipe(params) == "160 epochs at 96 px, lr 0.001 constant"
+    assert tables._recipe(params) == "160 epochs at 96 px, lr 0.001 constant"
     # softened classifier targets, where they are (0 and runs from before the key read the same: hard targets)
     params["train"]["label_smoothing"] = 0.1
-    assert report._recipe(params) == "160 epochs at 96 px, lr 0.001 constant, label smoothing 0.1"
+    assert tables._recipe(params) == "160 epochs at 96 px, lr 0.001 constant, label smoothing 0.1"
     params["train"]["label_smoothing"] = 0.0
-    assert report._recipe(params) == "160 epochs at 96 px, lr 0.001 constant"
+    assert tables._recipe(params) == "160 epochs at 96 px, lr 0.001 constant"
     # an ensemble: how many networks, each trained as the rest says
     params["model"] = {"embedding": "split", "dim": 64, "members": 2}
     expected = "an ensemble of 2 networks (each: heads of 64, 160 epochs at 96 px, lr 0.001 constant)"
-    assert report._recipe(params) == expected
+    assert tables._recipe(params) == expected
     params["model"]["members"] = 1
-    assert report._recipe(params) == "heads of 64, 160 epochs at 96 px, lr 0.001 constant"
+    assert tables._recipe(params) == "heads of 64, 160 epochs at 96 px, lr 0.001 constant"
     # runs of commits before these keys existed: what they have
-    assert report._recipe({"train": {"epochs": 80, "image_size": 64}}) == "80 epochs at 64 px"
+    assert tables._recipe({"train": {"epochs": 80, "image_size": 64}}) == "80 epochs at 64 px"

@@ -1,4 +1,4 @@
-"""Seeds (or folds) as a DVC experiment grid, and the numbers the README's tables are made of.
+"""Seeds (or folds) as a DVC experiment grid, and the numbers the results tables are made of.
 
 python -m facearith.grid run NAME [-S key=value ...] [--vary train.seed=0,1,2]
     queues one `dvc exp run --queue` per value of the varied key (named NAME-seed0, NAME-seed1, ...),
@@ -8,7 +8,7 @@ python -m facearith.grid collect [--out results/grid.json]
     its params and metrics, and this machine's CPU (the queue runs experiments where it is started, so
     collect where you ran the grid), beside the runs the file already holds (a newer run of a name
     replaces its earlier one). DVC keeps experiments as local git refs, so this file is what is committed;
-    `python -m facearith.report` renders the README's tables from it.
+    `python -m facearith.report` renders the README's and docs/results.md's tables from it.
 """
 
 from __future__ import annotations

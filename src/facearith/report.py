@@ -1,245 +1,143 @@
-"""The README's results tables, generated so that no figure in them is typed by hand.
+"""The generated results tables, so that no figure in the docs is typed by hand.
 
-- between `<!-- results:begin/end -->`: the committed `dvc repro` (metrics/eval.json, metrics/train.json);
-- between `<!-- grid:begin/end -->`: mean +- sd over the seeds (or folds) of each experiment group in
-  results/grid.json, which `python -m facearith.grid collect` writes from `dvc exp show --json`.
+- README.md, between `<!-- headline:begin/end -->`: the defaults' grid groups (JAFFE's held-out images and
+  zero-shot pairs, the synthetic held-out images), mean +- sd over seeds or folds, from results/grid.json;
+- docs/results.md, between `<!-- results:begin/end -->`: the committed `dvc repro` (metrics/eval.json,
+  metrics/train.json); between `<!-- grid:begin/end -->`: every grid group, those that `make grid` no longer
+  produces marked as history. results/grid.json is what `python -m facearith.grid collect` writes.
 
-`python -m facearith.report` rewrites both; `--check` only says whether they are current (the tests run that).
+`python -m facearith.report` rewrites them; `--check` only says whether they are current (the tests run that).
+A user's own `make repro` rewrites metrics/ (another CPU trains another model), so the committed run's table is
+current if it matches either the working tree's metrics or those committed at HEAD.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
+import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from facearith.config import swa_first_epoch
-from facearith.grid import get, groups, mean_sd
+from facearith.grid import groups
+from facearith.tables import (
+    BEGIN,
+    END,
+    GRID_BEGIN,
+    GRID_END,
+    HEADLINE_BEGIN,
+    HEADLINE_END,
+    grid_tables,
+    headline_table,
+    render,
+    results_table,
+)
 
-BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
-GRID_BEGIN, GRID_END = "<!-- grid:begin -->", "<!-- grid:end -->"
-
-# (row label, key path in metrics/eval.json)
-PROTOCOLS = [
-    ("composition (trained images)", "composition"),
-    ("transfer (trained images)", "transfer"),
-    ("composition, held-out images", "heldout_images.composition"),
-    ("transfer, held-out images", "heldout_images.transfer"),
-    ("person recognised, held-out images", "heldout_images.identity"),
-    ("expression recognised, held-out images", "heldout_images.attribute"),
-    ("composition, every image indexed", "gallery.composition"),
-    ("transfer, every image indexed", "gallery.transfer"),
-]
-FUSED, NETWORK, LINEAR = "network + PCA + LDA", "network", "PCA + LDA"
-BASELINES = [
-    (LINEAR, "baseline_linear."),
-    ("untrained network", "baseline_untrained."),
-    ("raw pixels", "baseline_pixels."),
-]
-ORDER = [FUSED, NETWORK] + [name for name, _ in BASELINES]
+__all__ = ["grid_tables", "headline_table", "main", "render", "results_table"]
 
 
-def fuse_weights(params: dict[str, Any]) -> tuple[Any, Any]:
-    """features.fuse_weight as (identity, attribute): per axis since 2026-11-30, one number for both before."""
-    weight = get(params, "features.fuse_weight")
-    if isinstance(weight, dict):
-        return weight.get("identity"), weight.get("attribute")
-    return weight, weight
-
-
-def indexed_system(params: dict[str, Any]) -> str:
-    """What the indexed features are, by features.fuse_weight (1: the network, 0: PCA + LDA)."""
-    weights = fuse_weights(params)
-    if weights == (None, None) or weights == (1, 1):
-        return NETWORK
-    return LINEAR if weights == (0, 0) else FUSED
-
-
-def systems(evaluation: dict[str, Any], params: dict[str, Any]) -> dict[str, str]:
-    """Each system's key prefix in metrics/eval.json. The top level is what was indexed; since the index holds the
-    network's features beside PCA + LDA's, the network alone is `network.*`. Runs made before had the network at
-    the top and the fusion, measured beside it, under `fused_linear.*`."""
-    if "network" in evaluation:
-        found = {indexed_system(params): "", NETWORK: "network."}
-    else:
-        found = {NETWORK: "", FUSED: "fused_linear."}
-    for name, prefix in BASELINES:
-        found.setdefault(name, prefix)
-    return found
-
-
-def _measured(runs: list[tuple[dict[str, Any], dict[str, Any]]], keys: list[str]) -> list[str]:
-    """The systems with a value for any of `keys` in any of the (metrics, params) `runs`, in ORDER (runs made before
-    a system existed have none; its column is left out rather than filled with dashes)."""
-    return [
-        name
-        for name in ORDER
-        if any(name in (found := systems(e, p)) and get(e, found[name] + k) is not None for e, p in runs for k in keys)
-    ]
-
-
-def _value(evaluation: dict[str, Any], params: dict[str, Any], system: str, key: str) -> Any:
-    prefix = systems(evaluation, params).get(system)
-    return None if prefix is None else get(evaluation, prefix + key)
-
-
-def _indexed(evaluation: dict[str, Any], params: dict[str, Any]) -> str:
-    """Which system the index held, and with what weight."""
-    if "network" not in evaluation:
-        return "the network's features"
-    name = indexed_system(params)
-    if name != FUSED:
-        return name
-    w_id, w_attr = fuse_weights(params)
-    weight = w_id if w_id == w_attr else f"identity {w_id}, attribute {w_attr}"
-    return f"{name} (features.fuse_weight {weight})"
-
-
-def _rate(value: Any) -> str:
-    return "-" if value is None else f"{value:.3f}"
-
-
-def results_table(evaluation: dict[str, Any], training: dict[str, Any], params: dict[str, Any]) -> str:
-    """A markdown table of top-1 (top-5) per protocol, for each system the run measured (the indexed one first)."""
-    data = params["data"]["source"]
-    shown = _measured([(evaluation, params)], [key + ".top1" for _, key in PROTOCOLS])
-    lines = [
-        f"Data `{data}`, {training.get('epochs')} epochs in {training.get('seconds')} s on {training.get('device')}; "
-        f"indexed: {_indexed(evaluation, params)}.",
-        "",
-        "| protocol | queries | " + " | ".join(f"{name} top-1 (top-5)" for name in shown) + " |",
-        "| --- | --- |" + " --- |" * len(shown),
-    ]
-    for label, key in PROTOCOLS:
-        if get(evaluation, key) is None:
-            continue
-        cells = [
-            f"{_rate(_value(evaluation, params, name, key + '.top1'))} "
-            f"({_rate(_value(evaluation, params, name, key + '.top5'))})"
-            for name in shown
-        ]
-        lines.append(f"| {label} | {get(evaluation, key + '.queries')} | " + " | ".join(cells) + " |")
-    seed = get(evaluation, "composition_seed")
-    if seed:
-        lines += ["", f"The seed's protocol ({seed['queries']} random pairs): {_rate(seed['accuracy'])}."]
-    return "\n".join(lines)
-
-
-def render(readme: str, table: str, begin: str = BEGIN, end: str = END) -> str:
-    if begin not in readme or end not in readme:
-        raise ValueError(f"the README has no '{begin}' ... '{end}' markers for a generated table")
-    head, rest = readme.split(begin, 1)
-    _, tail = rest.split(end, 1)
-    return f"{head}{begin}\n{table}\n{end}{tail}"
-
-
-# (row label, key path in metrics/eval.json) of the grid tables: what was never trained on
-GRID_PROTOCOLS = [
-    ("composition, held-out images: top-1", "heldout_images.composition.top1"),
-    ("composition, held-out images: top-5", "heldout_images.composition.top5"),
-    ("composition, held-out images: top-10", "heldout_images.composition.top10"),
-    ("transfer, held-out images: top-1", "heldout_images.transfer.top1"),
-    ("person recognised, held-out images: top-1", "heldout_images.identity.top1"),
-    ("expression recognised, held-out images: top-1", "heldout_images.attribute.top1"),
-    ("composition, every image indexed: top-1", "gallery.composition.top1"),
-    ("transfer, every image indexed: top-1", "gallery.transfer.top1"),
-]
-
-
-def _mean_sd(values: list[Any]) -> str:
-    got = mean_sd(values)
-    return "-" if got is None else f"{got[0]:.3f} +- {got[1]:.3f}"
-
-
-def _recipe(params: dict[str, Any]) -> str:
-    """'heads of 128, 160 epochs at 96 px, lr 0.001 constant, SWA over epochs 81-160, label smoothing 0.1': what
-    a group's runs trained with (keys that its commit did not have yet are left out)."""
-    epochs = get(params, "train.epochs")
-    text = f"{epochs} epochs at {get(params, 'train.image_size')} px"
-    if get(params, "model.embedding") == "split" and get(params, "model.dim") is not None:
-        text = f"heads of {get(params, 'model.dim')}, " + text
-    members = get(params, "model.members")
-    if members and members > 1:
-        text = f"an ensemble of {members} networks (each: {text}"
-    if get(params, "train.lr") is not None:
-        text += f", lr {get(params, 'train.lr')}" + (
-            f" {get(params, 'train.schedule')}" if get(params, "train.schedule") else ""
+def _commit_before(root: Path, timestamp: str) -> str:
+    """The newest commit before `timestamp` (a grid run's), which the run's code started from; '' outside git."""
+    try:
+        proc = subprocess.run(
+            ["git", "log", "-1", "--format=%h", f"--before={timestamp}", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
         )
-    swa = get(params, "train.swa_from")
-    if swa and isinstance(epochs, int):
-        text += f", SWA over epochs {swa_first_epoch(epochs, swa) + 1}-{epochs}"
-    if get(params, "train.label_smoothing"):
-        text += f", label smoothing {get(params, 'train.label_smoothing')}"
-    return text + ")" if members and members > 1 else text
+    except OSError:
+        return ""
+    return proc.stdout.strip() if proc.returncode == 0 else ""
 
 
-def grid_tables(runs: list[dict[str, Any]]) -> str:
-    """One table per experiment group: each protocol's mean +- sd over the group's runs, for each system it
-    measured, and what varied, the data, the training time, the CPU and what was indexed."""
-    if not runs:
-        return "No experiment grid has been collected yet (`make grid`)."
-    parts = []
-    for name, members in groups(runs).items():
-        first = members[0]
-        varied = ", ".join(str(r["value"]) for r in members)
-        seconds = mean_sd([get(r["train"], "seconds") for r in members])
-        took = "-" if seconds is None else f"{seconds[0]:.0f} +- {seconds[1]:.0f} s"
-        split = f"`{get(first['params'], 'prepare.split')}`"
-        if get(first["params"], "prepare.seed"):  # another draw of held-out images or folds than the others'
-            split += f" (prepare.seed {get(first['params'], 'prepare.seed')})"
-        queries = sorted({get(r["eval"], "heldout_images.composition.queries") for r in members} - {None})
-        shown = _measured([(r["eval"], r["params"]) for r in members], [key for _, key in GRID_PROTOCOLS])
-        parts += [
-            f"**{name}**: data `{get(first['params'], 'data.source')}`, split {split}, "
-            f"{_recipe(first['params'])}, "
-            f"{len(members)} runs ({first['vary']} {varied}), {'/'.join(map(str, queries)) or 'no'} held-out "
-            f"composition queries per run; training {took} per run on {first['machine'] or 'an unrecorded CPU'}; "
-            f"indexed: {_indexed(first['eval'], first['params'])}.",
-            "",
-            "| protocol (mean +- sd) | " + " | ".join(shown) + " |",
-            "| --- |" + " --- |" * len(shown),
-        ]
-        for label, key in GRID_PROTOCOLS:
-            cells = [_mean_sd([_value(r["eval"], r["params"], name, key) for r in members]) for name in shown]
-            if all(c == "-" for c in cells):
-                continue
-            parts.append(f"| {label} | " + " | ".join(cells) + " |")
-        parts.append("")
-    return "\n".join(parts).rstrip()
+def produced_groups(makefile: Path) -> set[str] | None:
+    """The group names that `make grid` runs, read off the Makefile; None where there is none."""
+    if not makefile.is_file():
+        return None
+    return set(re.findall(r"facearith\.grid run (\S+)", makefile.read_text()))
+
+
+def _committed(root: Path, name: str) -> str | None:
+    """`name` as committed at HEAD; None outside git or where HEAD has no such file."""
+    try:
+        proc = subprocess.run(["git", "show", f"HEAD:./{name}"], cwd=root, capture_output=True, text=True)
+    except OSError:
+        return None
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def run_table(read: Callable[[str], str | None]) -> str | None:
+    """The committed run's table from metrics/ and params.yaml as `read` gives them; None if one is missing."""
+    import yaml
+
+    texts = [read(name) for name in ("metrics/eval.json", "metrics/train.json", "params.yaml")]
+    if any(t is None for t in texts):
+        return None
+    return results_table(json.loads(texts[0]), json.loads(texts[1]), yaml.safe_load(texts[2]))
+
+
+def _without_commits(text: str) -> str:
+    return re.sub(r", after commit [0-9a-f]+", "", text)
+
+
+def _block(text: str, begin: str, end: str) -> str | None:
+    if begin not in text or end not in text:
+        return None
+    return text.split(begin, 1)[1].split(end, 1)[0].strip("\n")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--root", default=".", help="the pipeline's folder (default: here)")
-    ap.add_argument("--check", action="store_true", help="exit 1 if the README's table is not current")
+    ap.add_argument("--check", action="store_true", help="exit 1 if a generated table is not current")
     args = ap.parse_args(argv)
-    import yaml
-
     root = Path(args.root)
-    table = results_table(
-        json.loads((root / "metrics/eval.json").read_text()),
-        json.loads((root / "metrics/train.json").read_text()),
-        yaml.safe_load((root / "params.yaml").read_text()),
-    )
-    readme_path = root / "README.md"
-    readme = readme_path.read_text()
-    new = render(readme, table)
     grid_path = root / "results/grid.json"
-    if GRID_BEGIN in readme:
-        runs = json.loads(grid_path.read_text())["runs"] if grid_path.exists() else []
-        new = render(new, grid_tables(runs), GRID_BEGIN, GRID_END)
-    if args.check:
-        if new != readme:
-            print(f"{readme_path}: the results tables are not current; run `make results`", file=sys.stderr)
-            return 1
-        return 0
-    if new != readme:
-        from facearith.fsutil import atomic_path
+    runs = json.loads(grid_path.read_text())["runs"] if grid_path.exists() else []
+    # the commit each group's runs started from (the runs' own commits are DVC's experiment refs, not kept)
+    commits = {
+        name: _commit_before(root, min(r["timestamp"] or "" for r in members)) for name, members in groups(runs).items()
+    }
+    produced = produced_groups(root / "Makefile")
+    working = run_table(lambda name: (root / name).read_text() if (root / name).is_file() else None)
+    at_head = run_table(lambda name: _committed(root, name))
+    # a clone without the history (a shallow one) cannot name the commits: it checks the rest of the grid's text
+    loose = not all(commits.values())
+    # each block: the file, its markers, the tables it may hold as current (the first: the working tree's)
+    blocks = [
+        ("README.md", HEADLINE_BEGIN, HEADLINE_END, lambda: [headline_table(runs)], False),
+        ("docs/results.md", BEGIN, END, lambda: [t for t in (working, at_head) if t is not None], False),
+        ("docs/results.md", GRID_BEGIN, GRID_END, lambda: [grid_tables(runs, produced, commits)], loose),
+    ]
+    stale, found = [], 0
+    for name, begin, end, tables, without_commits in blocks:
+        path = root / name
+        text = path.read_text() if path.is_file() else ""
+        current = _block(text, begin, end)
+        if current is None:
+            continue
+        found += 1
+        candidates = tables()
+        if not candidates:
+            raise SystemExit(f"{path}: no metrics to render its '{begin}' table from; run `dvc repro`")
+        if args.check:
+            same = _without_commits if without_commits else str
+            stale += [] if same(current) in {same(c) for c in candidates} else [name]
+        elif current != candidates[0]:  # a rewrite writes the working tree's tables
+            from facearith.fsutil import atomic_path
 
-        with atomic_path(readme_path) as tmp:
-            tmp.write_text(new)
+            with atomic_path(path) as tmp:
+                tmp.write_text(render(text, candidates[0], begin, end))
+    if not found:
+        print(f"{root}: no generated-table markers in README.md or docs/results.md", file=sys.stderr)
+        return 1
+    if args.check and stale:
+        print(
+            f"{', '.join(sorted(set(stale)))}: the results tables are not current; run `make results`", file=sys.stderr
+        )
+        return 1
     return 0
 
 
