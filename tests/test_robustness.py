@@ -42,6 +42,12 @@ def _epochs_done(path: Path) -> int:
         return 0
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    """In the child: SIGINT's default, which Python turns into KeyboardInterrupt. A shell without job control
+    starts its background jobs (a CI runner's, `make test &`) with SIGINT ignored, and children inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _interrupt_training(root: Path, sig: int, checkpoint: str = "checkpoints/train.pt") -> subprocess.Popen:
     proc = subprocess.Popen(
         stage_cmd("train"),
@@ -50,6 +56,7 @@ def _interrupt_training(root: Path, sig: int, checkpoint: str = "checkpoints/tra
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_ctrl_c_as_in_a_terminal,
     )
     ck = root / checkpoint
     deadline = time.monotonic() + 300
@@ -157,6 +164,7 @@ def test_dvc_repro_after_an_interrupt_and_two_forced_runs_agree(tmp_path):
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+        preexec_fn=_ctrl_c_as_in_a_terminal,
     )
     deadline = time.monotonic() + 300
     while _epochs_done(root / "checkpoints/train.pt") < 1:
