@@ -33,7 +33,7 @@ compare: venv
 	dvc exp show --no-pager --md --only-changed \
 	  --drop '^(data|models|stages|src)/|(^|:)(baseline_.*|network\..*|.*\.queries|.*\.top(5|10)|ngt\..*|anchors_per_second|images_per_second|loss|seconds_this_run|epochs_this_run|device|epochs)$$'
 
-# the generated tables: the README's headline (results/grid.json), docs/results.md's committed run and grid
+# the generated tables, from results/grid.json: the README's headline and docs/results.md's grid groups
 results: venv
 	$(PY) -m facearith.report
 
@@ -78,7 +78,7 @@ grid: venv
 	$(PY) -m facearith.report
 
 # every command in the README, in order, in a fresh copy with a fresh .venv, `make repro` then `make test`
-# included (about half an hour on a 2-core CPU)
+# included (the other commands took 19 minutes on a 2-core CPU before `make test` joined them)
 docs-check: venv
 	$(PY) tools/docs_check.py
 

@@ -42,14 +42,15 @@ def test_the_readme_is_one_page_with_the_quick_start_and_workflow_first():
 
 
 @pytest.mark.checkout
-def test_the_generated_tables_are_current_for_the_committed_metrics():
-    """After a user's own `make repro` too: the committed run's table may match HEAD's metrics or the working tree's."""
+def test_the_generated_tables_are_current():
+    """From results/grid.json, which neither a user's own `make repro` nor their baseline commit rewrites."""
     proc = subprocess.run(
         [sys.executable, "-m", "facearith.report", "--root", str(ROOT), "--check"], capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stderr
     readme = (ROOT / "README.md").read_text()
-    assert readme.count("<!-- headline:begin -->") == 1 and "<!-- results:begin -->" not in readme
+    assert readme.count("<!-- headline:begin -->") == 1
+    assert "<!-- grid:begin -->" in (ROOT / "docs/results.md").read_text()
 
 
 def _keys(tree: dict, prefix: str = "") -> list[str]:
@@ -86,8 +87,11 @@ def test_results_table_from_known_metrics():
     assert lines[4] == "| composition (trained images) | 4 | 0.500 (0.750) | 0.125 (0.500) |"
     assert lines[5] == "| transfer (trained images) | 8 | 0.250 (1.000) | - (-) |"
     assert len(lines) == 8 and lines[-1] == "The seed's protocol (10 random pairs): 1.000."  # no held-out rows
-    readme = "intro\n<!-- results:begin -->\nold\n<!-- results:end -->\nrest\n"
-    assert tables.render(readme, "NEW") == "intro\n<!-- results:begin -->\nNEW\n<!-- results:end -->\nrest\n"
+    readme = "intro\n<!-- headline:begin -->\nold\n<!-- headline:end -->\nrest\n"
+    new = tables.render(readme, "NEW", tables.HEADLINE_BEGIN, tables.HEADLINE_END)
+    assert new == "intro\n<!-- headline:begin -->\nNEW\n<!-- headline:end -->\nrest\n"
+    with pytest.raises(ValueError, match="no '<!-- grid:begin -->'"):
+        tables.render(readme, "NEW", tables.GRID_BEGIN, tables.GRID_END)
 
 
 def test_results_table_puts_the_indexed_system_first_and_the_network_alone_beside_it():

@@ -1,14 +1,15 @@
 """The generated results tables, so that no figure in the docs is typed by hand.
 
 - README.md, between `<!-- headline:begin/end -->`: the defaults' grid groups (JAFFE's held-out images and
-  zero-shot pairs, the synthetic held-out images), mean +- sd over seeds or folds, from results/grid.json;
-- docs/results.md, between `<!-- results:begin/end -->`: the committed `dvc repro` (metrics/eval.json,
-  metrics/train.json); between `<!-- grid:begin/end -->`: every grid group, those that `make grid` no longer
-  produces marked as history. results/grid.json is what `python -m facearith.grid collect` writes.
+  zero-shot pairs, the synthetic held-out images), mean +- sd over seeds or folds;
+- docs/results.md, between `<!-- grid:begin/end -->`: every grid group, those that `make grid` no longer runs
+  marked as history, each with the commit its runs started from.
+Both come from results/grid.json (what `python -m facearith.grid collect` writes), never from metrics/: a user's
+own `make repro` rewrites metrics/ (another CPU trains another model) and commits it as their baseline, and
+neither may make the docs stale.
 
-`python -m facearith.report` rewrites them; `--check` only says whether they are current (the tests run that).
-A user's own `make repro` rewrites metrics/ (another CPU trains another model), so the committed run's table is
-current if it matches either the working tree's metrics or those committed at HEAD.
+`python -m facearith.report` rewrites them; `--check` only says whether they are current (the tests run that);
+`--run` prints the table of the run in metrics/ instead (every protocol, every system it measured).
 """
 
 from __future__ import annotations
@@ -18,13 +19,10 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from facearith.grid import groups
 from facearith.tables import (
-    BEGIN,
-    END,
     GRID_BEGIN,
     GRID_END,
     HEADLINE_BEGIN,
@@ -34,8 +32,6 @@ from facearith.tables import (
     render,
     results_table,
 )
-
-__all__ = ["grid_tables", "headline_table", "main", "render", "results_table"]
 
 
 def _commit_before(root: Path, timestamp: str) -> str:
@@ -59,23 +55,12 @@ def produced_groups(makefile: Path) -> set[str] | None:
     return set(re.findall(r"facearith\.grid run (\S+)", makefile.read_text()))
 
 
-def _committed(root: Path, name: str) -> str | None:
-    """`name` as committed at HEAD; None outside git or where HEAD has no such file."""
-    try:
-        proc = subprocess.run(["git", "show", f"HEAD:./{name}"], cwd=root, capture_output=True, text=True)
-    except OSError:
-        return None
-    return proc.stdout if proc.returncode == 0 else None
-
-
-def run_table(read: Callable[[str], str | None]) -> str | None:
-    """The committed run's table from metrics/ and params.yaml as `read` gives them; None if one is missing."""
+def run_table(root: Path) -> str:
+    """The table of the run in `root`'s metrics/ and params.yaml."""
     import yaml
 
-    texts = [read(name) for name in ("metrics/eval.json", "metrics/train.json", "params.yaml")]
-    if any(t is None for t in texts):
-        return None
-    return results_table(json.loads(texts[0]), json.loads(texts[1]), yaml.safe_load(texts[2]))
+    read = [(root / name).read_text() for name in ("metrics/eval.json", "metrics/train.json", "params.yaml")]
+    return results_table(json.loads(read[0]), json.loads(read[1]), yaml.safe_load(read[2]))
 
 
 def _without_commits(text: str) -> str:
@@ -92,8 +77,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--root", default=".", help="the pipeline's folder (default: here)")
     ap.add_argument("--check", action="store_true", help="exit 1 if a generated table is not current")
+    ap.add_argument("--run", action="store_true", help="print the table of the run in metrics/ and exit")
     args = ap.parse_args(argv)
     root = Path(args.root)
+    if args.run:
+        print(run_table(root))
+        return 0
     grid_path = root / "results/grid.json"
     runs = json.loads(grid_path.read_text())["runs"] if grid_path.exists() else []
     # the commit each group's runs started from (the runs' own commits are DVC's experiment refs, not kept)
@@ -101,35 +90,29 @@ def main(argv: list[str] | None = None) -> int:
         name: _commit_before(root, min(r["timestamp"] or "" for r in members)) for name, members in groups(runs).items()
     }
     produced = produced_groups(root / "Makefile")
-    working = run_table(lambda name: (root / name).read_text() if (root / name).is_file() else None)
-    at_head = run_table(lambda name: _committed(root, name))
     # a clone without the history (a shallow one) cannot name the commits: it checks the rest of the grid's text
     loose = not all(commits.values())
-    # each block: the file, its markers, the tables it may hold as current (the first: the working tree's)
+    # each block: the file, its markers, the table, and whether to compare it without the commits
     blocks = [
-        ("README.md", HEADLINE_BEGIN, HEADLINE_END, lambda: [headline_table(runs)], False),
-        ("docs/results.md", BEGIN, END, lambda: [t for t in (working, at_head) if t is not None], False),
-        ("docs/results.md", GRID_BEGIN, GRID_END, lambda: [grid_tables(runs, produced, commits)], loose),
+        ("README.md", HEADLINE_BEGIN, HEADLINE_END, headline_table(runs), False),
+        ("docs/results.md", GRID_BEGIN, GRID_END, grid_tables(runs, produced, commits), loose),
     ]
     stale, found = [], 0
-    for name, begin, end, tables, without_commits in blocks:
+    for name, begin, end, table, without_commits in blocks:
         path = root / name
         text = path.read_text() if path.is_file() else ""
         current = _block(text, begin, end)
         if current is None:
             continue
         found += 1
-        candidates = tables()
-        if not candidates:
-            raise SystemExit(f"{path}: no metrics to render its '{begin}' table from; run `dvc repro`")
         if args.check:
             same = _without_commits if without_commits else str
-            stale += [] if same(current) in {same(c) for c in candidates} else [name]
-        elif current != candidates[0]:  # a rewrite writes the working tree's tables
+            stale += [] if same(current) == same(table) else [name]
+        elif current != table:
             from facearith.fsutil import atomic_path
 
             with atomic_path(path) as tmp:
-                tmp.write_text(render(text, candidates[0], begin, end))
+                tmp.write_text(render(text, table, begin, end))
     if not found:
         print(f"{root}: no generated-table markers in README.md or docs/results.md", file=sys.stderr)
         return 1

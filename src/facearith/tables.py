@@ -13,7 +13,6 @@ from typing import Any
 from facearith.config import swa_first_epoch
 from facearith.grid import get, groups, mean_sd
 
-BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 GRID_BEGIN, GRID_END = "<!-- grid:begin -->", "<!-- grid:end -->"
 HEADLINE_BEGIN, HEADLINE_END = "<!-- headline:begin -->", "<!-- headline:end -->"
 
@@ -123,10 +122,11 @@ def results_table(evaluation: dict[str, Any], training: dict[str, Any], params: 
     return "\n".join(lines)
 
 
-def render(readme: str, table: str, begin: str = BEGIN, end: str = END) -> str:
-    if begin not in readme or end not in readme:
-        raise ValueError(f"the README has no '{begin}' ... '{end}' markers for a generated table")
-    head, rest = readme.split(begin, 1)
+def render(text: str, table: str, begin: str, end: str) -> str:
+    """`text` with `table` between its `begin` and `end` markers, in place of what was there."""
+    if begin not in text or end not in text:
+        raise ValueError(f"no '{begin}' ... '{end}' markers for a generated table")
+    head, rest = text.split(begin, 1)
     _, tail = rest.split(end, 1)
     return f"{head}{begin}\n{table}\n{end}{tail}"
 
