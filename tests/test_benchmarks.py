@@ -91,18 +91,18 @@ def test_gpu_script_runs_on_the_cpu_in_small(tmp_path):
 def test_epochs_script_times_every_epoch_of_every_variant(tmp_path):
     out = tmp_path / "epochs.json"
     cmd = [sys.executable, str(ROOT / "benchmarks" / "epochs.py"), "--device", "cpu", "--epochs", "2"]
-    cmd += ["--variants", "base,nodet-nocudnn,ck0", "--full", "1", "--seeds", "0", "--out", str(out)]
+    cmd += ["--variants", "nodet-nocudnn,ck0", "--full", "1", "--seeds", "0", "--out", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(out.read_text())
-    assert report["device"] == "cpu" and report["cold_first_epoch_s"]["variant"] == "base"
+    assert report["device"] == "cpu" and report["cold_first_epoch_s"]["variant"] == "nodet-nocudnn"
     assert report["cold_first_epoch_s"]["s"] > 0
-    for name in ("base", "nodet-nocudnn", "ck0"):
+    for name in ("nodet-nocudnn", "ck0"):
         timed = report[f"epochs_{name}"]
         assert len(timed["epoch_s"]) == 2 and timed["warm_epoch_s"] == timed["epoch_s"][1] > 0
         assert timed["sum_s"] == pytest.approx(sum(timed["epoch_s"]), abs=0.01)
     # the variant that would finish --full epochs first: measured epochs, then warm ones (here --full < --epochs)
-    sums = {name: report[f"epochs_{name}"]["sum_s"] for name in ("base", "nodet-nocudnn", "ck0")}
+    sums = {name: report[f"epochs_{name}"]["sum_s"] for name in ("nodet-nocudnn", "ck0")}
     assert sums[report["fastest"]] == pytest.approx(min(sums.values()), abs=0.01)
     full = report["full_seed0"]
     assert full["variant"] == report["fastest"] and 0 <= full["composition_top1"] <= 1 and full["train_s"] > 0
