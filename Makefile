@@ -38,11 +38,12 @@ results: venv
 	$(PY) -m facearith.report
 
 # the mean +- sd tables (README, docs/results.md): 3 training seeds each for the synthetic and JAFFE defaults,
-# and JAFFE's 5 zero-shot folds of pairs, as DVC experiments (`dvc exp run --queue`, `dvc queue start`), then collected from
-# `dvc exp show --json` into results/grid.json and rendered. The -nols, -noswa, -80ep and -64px groups are the
-# previous recipes (hard classifier targets, no weight averaging, fewer epochs, a smaller input): the evidence
-# for the defaults; the -dim128 groups are heads of 128, measured with hard targets; the -members2 groups are
-# ensembles of two or three networks (model.members). Every earlier recipe trained with hard targets ($(HARD)).
+# and JAFFE's 5 zero-shot folds of pairs, as DVC experiments (`dvc exp run --queue`, `dvc queue start`), then
+# collected from `dvc exp show --json` into results/grid.json and rendered. The -nols, -noswa, -80ep and -64px
+# groups are the previous recipes (hard classifier targets, no weight averaging, fewer epochs, a smaller input):
+# the evidence for the defaults; the -dim128 groups are heads of 128, measured with hard targets; the -members2
+# groups are ensembles of two or three networks (model.members). Every earlier recipe trained with hard targets
+# ($(HARD)).
 # The jaffe-pairs-split1 groups are another draw of the zero-shot folds (prepare.seed 1), to check on pairs
 # never trained on, apart from the folds reported, the fusion's weights and hard targets; the jaffe-pairs-split2
 # groups a third draw, run only after the per-axis weights were chosen, to confirm them (with either target).

@@ -1,6 +1,6 @@
 """The README as a newcomer uses it: its commands run in order, `make repro` then `make test` included; its table is
-generated; the docs of every parameter. Tests marked `checkout` read the checkout's own committed files: the
-README's `make test` step of `tools/docs_check.py --tiny` runs them after a fresh copy's own `make repro`."""
+generated; the docs of every parameter. Tests marked `checkout` read the checkout's own docs, params and grid:
+the README's `make test` step of `tools/docs_check.py --tiny` runs them after a fresh copy's own `make repro`."""
 
 import re
 import subprocess

@@ -3,11 +3,11 @@
 Each command must succeed and leave params.yaml as committed. `make test` runs where the README puts it, after
 the copy's own `make repro` has rewritten metrics/ and dvc.lock, as on a newcomer's machine: the whole suite but
 the test that runs this script (it would recurse); with `--tiny` only the tests marked `checkout`, those that
-read the files a `make repro` rewrites (the rest run in the suite that called this). Placeholders stand for
-what a user brings: /path/to/jaffedbase.zip becomes the shared JAFFE
-copy (the command is skipped where there is none), /path/to/faces a folder of two-label images made from the
-synthetic set. `--tiny` commits a tiny configuration first and borrows this environment's .venv instead of
-installing one, so that the test suite can run the same commands in a few minutes.
+read the checkout's own docs, params and grid (the rest run in the suite that called this). Placeholders stand
+for what a user brings: /path/to/jaffedbase.zip becomes the shared JAFFE copy (the command is skipped where
+there is none), /path/to/faces a folder of two-label images made from the synthetic set. `--tiny` commits a
+tiny configuration first and borrows this environment's .venv instead of installing one, so that the test suite
+can run the same commands in a few minutes.
 
     python tools/docs_check.py            # what `make docs-check` runs: a real install, the real defaults
     python tools/docs_check.py --tiny     # the tests' variant
