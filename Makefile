@@ -25,8 +25,11 @@ lint: venv
 format: venv
 	ruff check --fix . && ruff format .
 
+# the seed's way against the project's (benchmarks/results.json), then time to accuracy on JAFFE: the recipe of
+# 2dd16ee and the defaults, 3 seeds each, side by side (benchmarks/time_to_accuracy.json; about 20 minutes here)
 bench: venv
 	$(PY) benchmarks/run.py
+	$(PY) benchmarks/time_to_accuracy.py --archive $(JAFFE) --out benchmarks/time_to_accuracy.json
 
 # experiments side by side: the params that differ between runs and the main metrics (not every column)
 compare: venv

@@ -8,7 +8,8 @@ each variant trains a fresh network for `--epochs` epochs in this process and re
     python benchmarks/epochs.py --device cpu --epochs 2 --variants base,nodet      # the synthetic set, a smoke run
 
 Variants (names joined by '-'): base (as the pipeline trains, without checkpoints), nodet (torch's deterministic
-algorithms off), bench (cuDNN autotuning on), nocudnn (cuDNN off: torch's own CUDA kernels), noamp (float32
+algorithms off), bench (cuDNN autotuning on), nocudnn (cuDNN off: torch's own CUDA kernels; since these
+measurements training always runs with cuDNN off, so bench and nocudnn no longer change it), noamp (float32
 instead of bfloat16 autocast), t4 (4 CPU threads), ck (checkpoints as the pipeline writes them, `checkpoint.every_s`
 apart), ck0 (a checkpoint after every epoch). A shape's first use is cached for the whole process, so a variant
 run after others inherits their warm caches: compare variants each in a fresh process (benchmarks/device.sh).
@@ -51,9 +52,9 @@ def main() -> None:
     args = ap.parse_args()
 
     import torch
-    from run import machine, warm_epoch_seconds
+    from run import dataset, machine, warm_epoch_seconds
 
-    from facearith import config, data, evaluate, features, model, synthetic, train
+    from facearith import config, evaluate, features, model, train
 
     start = time.perf_counter()
     params = config.load(args.params)
@@ -67,14 +68,7 @@ def main() -> None:
             Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
 
     with tempfile.TemporaryDirectory() as tmp:
-        raw = Path(tmp) / "raw"
-        if args.archive:
-            data.fetch_jaffe(raw, archive=args.archive)
-        else:
-            s = params.data.synthetic
-            synthetic.generate(raw, s.persons, s.images_per_pair, s.size, seed=s.seed, nuisance=s.nuisance)
-        table, _ = data.prepare_table(raw, params.prepare)
-        images = data.load_images(table.path.tolist())
+        table, images = dataset(params, args.archive, tmp)
         selected = table.selected.to_numpy()
         threads = torch.get_num_threads()
         seed_everything = train.seed_everything

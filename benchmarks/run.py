@@ -284,18 +284,39 @@ def extract_rounds(table: Path, size: int, rounds: int, passes: int) -> dict:
     }
 
 
+def dataset(params, archive: str, tmp: str | Path):
+    """(table, every image decoded) of JAFFE from `archive`, or of the synthetic default when it is "", prepared
+    under the folder `tmp` as the prepare stage splits it."""
+    from facearith import data, synthetic
+
+    raw = Path(tmp) / "raw"
+    if archive:
+        data.fetch_jaffe(raw, archive=archive)
+    else:
+        s = params.data.synthetic
+        synthetic.generate(raw, s.persons, s.images_per_pair, s.size, seed=s.seed, nuisance=s.nuisance)
+    table, _ = data.prepare_table(raw, params.prepare)
+    return table, data.load_images(table.path.tolist())
+
+
 def machine() -> dict:
     import torch
 
-    model_name = platform.processor()
+    # the model name alone does not tell this workplace's 2-core kinds apart: family, model and the vector unit do
+    info = {"model name": platform.processor()}
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                model_name = line.split(":", 1)[1].strip()
-                break
+        first = cpuinfo.read_text().split("\n\n")[0]  # the first processor's block
+        for line in first.splitlines():
+            key, _, value = line.partition(":")
+            info[key.strip()] = value.strip()
+    flags = set(info.get("flags", "").split())
+    vector = "AVX-512" if "avx512f" in flags else ("AVX2" if "avx2" in flags else "")
     return {
-        "cpu": model_name,
+        "cpu": info["model name"],
+        "cpu_family": info.get("cpu family", ""),
+        "cpu_model": info.get("model", ""),
+        "vector_unit": vector + (" with bfloat16" if "avx512_bf16" in flags else ""),
         "cores": os.cpu_count(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),

@@ -1,6 +1,7 @@
 """The benchmark's own pieces: its data is what it claims, and `--quick` runs every part end to end."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -77,17 +78,6 @@ def test_quick_bench_runs_every_part(tmp_path):
     assert set(results["targets"]) and all("met" in t for t in results["targets"].values())
 
 
-def test_gpu_script_runs_on_the_cpu_in_small(tmp_path):
-    out = tmp_path / "gpu.json"
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "gpu.py"), "--device", "cpu", "--epochs", "1", "--size", "64"]
-    proc = subprocess.run([*cmd, "--workers", "0", "--out", str(out)], capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    report = json.loads(out.read_text())
-    assert report["device"] == "cpu" and report["train_images_per_second"] == report["train_anchors_per_second"] > 0
-    assert report["total_s"] >= report["train_s"] > 0
-    assert len(report["train_epoch_s"]) == 1 and report["train_warm_images_per_second"] > 0
-
-
 def test_epochs_script_times_every_epoch_of_every_variant(tmp_path):
     out = tmp_path / "epochs.json"
     cmd = [sys.executable, str(ROOT / "benchmarks" / "epochs.py"), "--device", "cpu", "--epochs", "2"]
@@ -107,3 +97,75 @@ def test_epochs_script_times_every_epoch_of_every_variant(tmp_path):
     full = report["full_seed0"]
     assert full["variant"] == report["fastest"] and 0 <= full["composition_top1"] <= 1 and full["train_s"] > 0
     assert full["max_later_epoch_s"] == 0.0 and full["first_epoch_s"] == full["median_epoch_s"] > 0  # one epoch
+
+
+@pytest.fixture
+def tiny_params(tmp_path) -> Path:
+    """params.yaml with the pipeline tests' tiny synthetic set (3 persons, 32 px), for the scripts' --params."""
+    import yaml
+
+    from .test_pipeline import TINY, _merge
+
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(_merge(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY)))
+    return path
+
+
+def test_time_to_accuracy_runs_recipes_side_by_side(tmp_path, tiny_params):
+    out = tmp_path / "tta.json"
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "time_to_accuracy.py"), "--seeds", "0,1", "--scale", "0.01"]
+    cmd += ["--params", str(tiny_params)]
+    cmd += ["--recipes", "today,b8:train.batch_size=8;train.epochs=100", "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert report["data"] == "synthetic" and report["recipes"]["today"]["legacy"] == 1
+    assert report["recipes"]["b8"] == {"train.batch_size": 8, "train.epochs": 100}
+    # --scale 0.01: 160 epochs become 2, 100 become 1; the seeds interleave the recipes
+    assert [r["epochs"] for r in report["runs"]["today"]] == [2, 2] and report["runs"]["b8"][0]["epochs"] == 1
+    assert [r["seed"] for r in report["runs"]["b8"]] == [0, 1]
+    for name, row in report["summary"].items():
+        assert row["seeds"] == 2 and row["train_s"]["mean"] > 0
+        for key in ("indexed.composition", "indexed.transfer", "network.composition", "network.transfer"):
+            assert 0 <= row[key]["mean"] <= 1 and row[key]["sd"] >= 0, (name, key)
+    assert report["summary"]["today"]["time_vs_today"] == 1.0
+
+
+def test_time_to_accuracy_refuses_an_unknown_parameter(tmp_path):
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "time_to_accuracy.py"), "--recipes", "x:train.epoch=3"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode != 0 and "unknown parameter 'train.epoch'" in proc.stderr
+
+
+def test_profile_splits_the_step_by_operator_kind(tmp_path, tiny_params):
+    out = tmp_path / "profile.json"
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "profile_step.py"), "--epochs", "1", "--out", str(out)]
+    cmd += ["--params", str(tiny_params)]
+    proc = subprocess.run([*cmd, "--set", "train.threads=0"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    kinds = json.loads(out.read_text())["kinds"]
+    assert sum(k["share"] for k in kinds.values()) == pytest.approx(1.0, abs=0.01)
+    # MobileNetV2 has 17 depthwise 3x3 and 35 pointwise 1x1 convolutions, each run forward and backward
+    for kind in ("depthwise 3x3", "pointwise 1x1", "full 3x3"):
+        assert kinds[f"conv {kind} forward"]["s"] > 0 and kinds[f"conv {kind} backward"]["s"] > 0
+    assert kinds["batchnorm"]["s"] > 0 and kinds["optimizer"]["s"] > 0
+
+
+def test_device_script_runs_on_the_cpu_in_small(tmp_path, tiny_params):
+    """benchmarks/device.sh is what a session with a lent GPU runs in its few minutes: it must not fail there
+    on wiring. On the CPU with tiny settings (the synthetic set, no archive), every report it promises appears,
+    gpu.py's among them."""
+    env = {**os.environ, "DEVICE": "cpu", "GPU_ARGS": "--epochs 1 --size 64 --seed-epochs 1", "SCALE": "0.01"}
+    env |= {"SEEDS": "0", "PYTHON": sys.executable, "PARAMS": str(tiny_params)}
+    proc = subprocess.run(
+        ["bash", str(ROOT / "benchmarks" / "device.sh"), "", str(tmp_path)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "torch" in (tmp_path / "card.txt").read_text()
+    gpu = json.loads((tmp_path / "gpu.json").read_text())  # gpu.py: the seed's configuration, 1 epoch at 64 px
+    assert gpu["device"] == "cpu" and gpu["train_images_per_second"] == gpu["train_anchors_per_second"] > 0
+    assert gpu["total_s"] >= gpu["train_s"] > 0
+    assert len(gpu["train_epoch_s"]) == 1 and gpu["train_warm_images_per_second"] > 0
+    run = json.loads((tmp_path / "time_to_accuracy.json").read_text())["runs"]["defaults"][0]
+    assert run["epochs"] >= 1 and run["max_later_epoch_s"] >= 0 and run["median_epoch_s"] > 0

@@ -219,6 +219,24 @@ def test_training_is_seeded_and_lowers_the_loss(tiny_set):
     assert np.array_equal(features.extract(net_a, images, 32), features.extract(net_b, images, 32))
 
 
+def test_resident_inputs_train_exactly_as_the_per_image_path(tiny_set, monkeypatch):
+    """With no random augmentation the inputs are computed once, as one tensor (train.resident); the network
+    trained from it is the one the per-image path (the DataLoader, as with augmentation) trains."""
+    table, images = tiny_set
+    assert train.is_static(COMMITTED.train.augment)
+    net_a, a = _train_once(images, table, epochs=3)
+    monkeypatch.setattr(train, "is_static", lambda augment: False)
+    net_b, b = _train_once(images, table, epochs=3)
+    assert a.losses == b.losses
+    assert all(torch.equal(x, y) for x, y in zip(net_a.state_dict().values(), net_b.state_dict().values(), strict=True))
+
+
+def test_a_random_augmentation_is_not_static():
+    flip = replace(COMMITTED.train.augment, hflip=True)
+    crop = replace(COMMITTED.train.augment, crop_scale=(0.75, 1.0))
+    assert not train.is_static(flip) and not train.is_static(crop)
+
+
 def test_the_seeds_triplet_batches_forward_three_images_per_anchor(tiny_set):
     table, images = tiny_set
     _, result = _train_once(images, table, epochs=6, sampler="triplets")

@@ -81,6 +81,15 @@ def seed_everything(seed: int, threads: int = 0) -> None:
     if threads > 0:
         torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
+    # deterministic mode also fills every new tensor with NaN, a check for reads of uninitialised memory that
+    # no kernel here makes; the fill took 15% of a CPU training step (benchmarks/README.md, profile)
+    torch.utils.deterministic.fill_uninitialized_memory = False
+
+
+def is_static(augment: AugmentParams) -> bool:
+    """No random step: every epoch sees the same inputs, which can then be computed once."""
+    neutral = tuple(augment.crop_scale) == (1.0, 1.0) and not any(augment.jitter)
+    return neutral and not augment.hflip and not augment.degrees and not augment.shear
 
 
 def augmentation(size: int, augment: AugmentParams) -> v2.Compose:
@@ -119,17 +128,28 @@ def _as_is(item: Any) -> Any:
     return item
 
 
+def resident(tensors: list[torch.Tensor], augment: nn.Module, device: torch.device) -> torch.Tensor:
+    """Every training image as the network sees it, one (N, 1, S, S) tensor on `device`: with a static
+    augmentation (`is_static`) each epoch's batches are rows of it, no per-image work on the hot path."""
+    return torch.stack([augment(t) for t in tensors]).to(device)
+
+
 def batches(
     plan: list[tuple[np.ndarray, np.ndarray]],
-    tensors: list[torch.Tensor],
+    tensors: list[torch.Tensor] | torch.Tensor,
     augment: nn.Module,
     workers: int,
     device: torch.device,
 ) -> Iterator[tuple[np.ndarray, np.ndarray, torch.Tensor]]:
     """(image indices, triplet rows into them, augmented images on `device`) per batch of `plan`
-    (`triplets.epoch_batches`). The images are decoded once, before training; with workers > 0 they are
-    augmented in that many processes ahead of the network (seeded from torch's generator, so a run is
-    repeatable for a given number of workers)."""
+    (`triplets.epoch_batches`). From a `resident` tensor, the batch is its rows, gathered on its device.
+    Otherwise the images are decoded once, before training; with workers > 0 they are augmented in that many
+    processes ahead of the network (seeded from torch's generator, so a run is repeatable for a given number of
+    workers)."""
+    if isinstance(tensors, torch.Tensor):
+        for order, rows in plan:
+            yield order, rows, tensors[torch.from_numpy(order).to(tensors.device)]
+        return
     loader = torch.utils.data.DataLoader(
         _Batches(plan, tensors, augment),
         batch_size=None,
@@ -183,8 +203,9 @@ def triplet_loss(out: dict[str, torch.Tensor], rows: torch.Tensor, margin: float
     identity triplets on the 'identity' vector, attribute triplets on 'attribute'."""
     loss_fn = nn.TripletMarginLoss(margin=margin, reduction="sum")
     total = out["identity"].new_zeros(())
+    rows = rows.cpu()  # selected by kind on the host: a mask on a GPU would wait for the device
     for kind, key in ((BY_IDENTITY, "identity"), (BY_ATTRIBUTE, "attribute")):
-        r = rows[rows[:, 3] == kind]
+        r = rows[rows[:, 3] == kind].to(out[key].device, non_blocking=True)
         if len(r):
             total = total + loss_fn(out[key][r[:, 0]], out[key][r[:, 1]], out[key][r[:, 2]])
     return total / max(len(rows), 1)
@@ -243,18 +264,21 @@ def train(
     p = params
     tune_allocator()
     rng = np.random.default_rng(p.seed)
-    # bfloat16 autocast on CUDA (no loss scaling needed); the CPU here has no fast bfloat16, so float32 there
+    # bfloat16 autocast on CUDA (no loss scaling needed); float32 on the CPU, where bfloat16 was slower even with
+    # AVX-512 bfloat16 instructions (benchmarks/README.md, profile)
     amp = bool(p.amp) and device.type == "cuda"
     tensors = [torch.from_numpy(np.ascontiguousarray(img))[None] for img in images]
     # label indices for the classification loss, in sorted label order (as the model's classes)
-    id_index = torch.from_numpy(np.unique(identities, return_inverse=True)[1])
-    attr_index = torch.from_numpy(np.unique(attributes, return_inverse=True)[1])
+    id_index = torch.from_numpy(np.unique(identities, return_inverse=True)[1]).to(device)
+    attr_index = torch.from_numpy(np.unique(attributes, return_inverse=True)[1]).to(device)
     augment = augmentation(p.image_size, p.augment)
-    # AdamW's decoupled weight decay when asked for (it regularises small-data training); the seed's Adam otherwise
+    inputs = resident(tensors, augment, device) if is_static(p.augment) else tensors
+    # AdamW's decoupled weight decay when asked for (it regularises small-data training); the seed's Adam otherwise.
+    # foreach: each update as a few ops over all parameters, not ops per parameter (the same numbers, fewer calls)
     if p.weight_decay > 0:
-        optimizer = torch.optim.AdamW(model.parameters(), lr=p.lr, weight_decay=p.weight_decay)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=p.lr, weight_decay=p.weight_decay, foreach=True)
     else:
-        optimizer = torch.optim.Adam(model.parameters(), lr=p.lr)
+        optimizer = torch.optim.Adam(model.parameters(), lr=p.lr, foreach=True)
     model.to(device).train()
     result = TrainResult()
     # stochastic weight averaging: the equal mean of the weights at the end of each epoch from `swa_from`
@@ -269,42 +293,47 @@ def train(
     result.epochs_resumed = first
     start = last_write = time.perf_counter()
     bar = tqdm(range(first, p.epochs), desc="train", unit="epoch", disable=not progress)
-    for epoch in bar:
-        epoch_start = time.perf_counter()
-        plan = epoch_batches(p.sampler, identities, attributes, rng, p.batch_size)
-        total, count = 0.0, 0
-        for step, (order, rows, x) in enumerate(batches(plan, tensors, augment, p.workers, device)):
-            set_lr(optimizer, learning_rate(p, epoch + step / len(plan)))
-            # the batch's images through the network together (in one pass unless forward_chunk)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                out = forward(model, x, p.forward_chunk)
-            loss = triplet_loss(out, torch.from_numpy(rows).to(device), p.margin)
-            if p.ce_weight > 0:
-                idx = torch.from_numpy(order)
-                ids, attrs = id_index[idx].to(device), attr_index[idx].to(device)
-                ce = classification_loss(out, ids, attrs, p.ce_scale, p.label_smoothing)
-                loss = loss + p.ce_weight * ce
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            anchors = len(np.unique(rows[:, 0])) if len(rows) else len(order)
-            total += loss.item() * anchors
-            count += anchors
-            result.images_seen += len(order)
-        result.anchors_seen += len(images)
-        epoch_loss = total / max(count, 1)
-        result.losses.append(epoch_loss)
-        result.epoch_seconds.append(time.perf_counter() - epoch_start)
-        bar.set_postfix(loss=f"{epoch_loss:.4f}")
-        if on_epoch is not None:
-            on_epoch(epoch, epoch_loss)
-        if averaged is not None and epoch >= swa_first:
-            averaged.update_parameters(model)
-        due = time.perf_counter() - last_write >= checkpoint_every_s or epoch + 1 == p.epochs
-        if checkpoint and due:
-            _save_checkpoint(checkpoint, fingerprint, epoch + 1, model, optimizer, rng, result, averaged)
-            last_write = time.perf_counter()
-            result.epoch_seconds[-1] = last_write - epoch_start  # the checkpoint is part of the epoch
+    # cuDNN picks kernels for every new batch shape, 7-46 s each on an H200, and blocks vary in size; torch's own
+    # CUDA kernels have no such stall (benchmarks/README.md, GPU). No effect on the CPU.
+    with torch.backends.cudnn.flags(enabled=False):
+        for epoch in bar:
+            epoch_start = time.perf_counter()
+            plan = epoch_batches(p.sampler, identities, attributes, rng, p.batch_size)
+            # the epoch's loss stays on the device until the epoch ends: no host synchronisation in a step
+            total, count = torch.zeros((), dtype=torch.float64, device=device), 0
+            for step, (order, rows, x) in enumerate(batches(plan, inputs, augment, p.workers, device)):
+                set_lr(optimizer, learning_rate(p, epoch + step / len(plan)))
+                # the batch's images through the network together (in one pass unless forward_chunk)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                    out = forward(model, x, p.forward_chunk)
+                loss = triplet_loss(out, torch.from_numpy(rows), p.margin)
+                if p.ce_weight > 0:
+                    idx = torch.from_numpy(order).to(device, non_blocking=True)
+                    ids, attrs = id_index[idx], attr_index[idx]
+                    ce = classification_loss(out, ids, attrs, p.ce_scale, p.label_smoothing)
+                    loss = loss + p.ce_weight * ce
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                anchors = len(np.unique(rows[:, 0])) if len(rows) else len(order)
+                total += loss.detach().double() * anchors
+                count += anchors
+                result.images_seen += len(order)
+            result.anchors_seen += len(images)
+            epoch_loss = total.item() / max(count, 1)
+            result.losses.append(epoch_loss)
+            result.epoch_seconds.append(time.perf_counter() - epoch_start)
+            bar.set_postfix(loss=f"{epoch_loss:.4f}")
+            if on_epoch is not None:
+                on_epoch(epoch, epoch_loss)
+            if averaged is not None and epoch >= swa_first:
+                averaged.update_parameters(model)
+            due = time.perf_counter() - last_write >= checkpoint_every_s or epoch + 1 == p.epochs
+            if checkpoint and due:
+                _save_checkpoint(checkpoint, fingerprint, epoch + 1, model, optimizer, rng, result, averaged)
+                last_write = time.perf_counter()
+                result.epoch_seconds[-1] = last_write - epoch_start  # the checkpoint is part of the epoch
+
     recalibrate_start = time.perf_counter()
     if averaged is not None and int(averaged.n_averaged) > 0:
         # the averaged weights replace the last ones; BatchNorm statistics are re-estimated for them below

@@ -1,0 +1,184 @@
+"""Time to accuracy: training recipes side by side in one run, each to its held-out composition and transfer.
+
+The measure of a faster recipe is not images/s but the wall time of training until the held-out accuracy of
+today's recipe is reached (as in DAWNBench). Each recipe trains on the same data, one seed after another,
+the recipes interleaved seed by seed (so that a machine's drift over minutes hits each alike), and is judged
+on the images it never saw: the network alone (`network`) and the indexed system (the network beside
+PCA + LDA, fused as the features stage fuses them), composition and transfer top-1 on held-out images.
+
+    python benchmarks/time_to_accuracy.py --archive jaffedbase.zip --out tta.json            # JAFFE, 3 seeds
+    python benchmarks/time_to_accuracy.py --recipes defaults --seeds 0 --scale 0.05           # a smoke run
+    python benchmarks/time_to_accuracy.py --archive z.zip --recipes 'defaults,b32:train.batch_size=32'
+
+Recipes: `today`, the recipe and code path committed before this benchmark existed (160 epochs, and the
+per-image input path with torch's NaN fill of new tensors, both since removed), `defaults` (params.yaml as it
+is), or `name:key=value;key=value` over params.yaml (keys as `-S` takes them: train.epochs=80). `--scale`
+multiplies every recipe's epochs (for tests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+# the training recipe of commit 2dd16ee, the last before this benchmark; `legacy` brings back its runtime
+TODAY = "today:train.epochs=160;train.batch_size=16;train.lr=0.001;train.schedule=constant;train.swa_from=0.5;legacy=1"
+
+
+def parse_recipe(spec: str) -> tuple[str, dict[str, object]]:
+    """'name:key=value;...' (or a bare name: no overrides) to (name, {key: value})."""
+    if spec == "today":
+        spec = TODAY
+    name, _, rest = spec.partition(":")
+    over: dict[str, object] = {}
+    for item in filter(None, rest.split(";")):
+        key, _, value = item.partition("=")
+        try:
+            over[key.strip()] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            over[key.strip()] = value.strip()
+    return name, over
+
+
+def with_overrides(params, over: dict[str, object]):
+    """params (config.Params) with 'section.key' overrides applied, validated as params.yaml is."""
+    from facearith import config
+
+    raw = config.as_dict(params)
+    for key, value in over.items():
+        if key == "legacy":
+            continue
+        node = raw
+        *head, last = key.split(".")
+        for h in head:
+            node = node[h]
+        if last not in node:
+            raise SystemExit(f"time_to_accuracy: unknown parameter {key!r}")
+        node[last] = value
+    return config.validate(raw)
+
+
+def legacy_runtime(on: bool) -> None:
+    """Today's runtime: the NaN fill of new tensors and the per-image input path (on), or this code's (off)."""
+    import torch
+
+    from facearith import train
+
+    original = getattr(legacy_runtime, "_static", train.is_static)
+    legacy_runtime._static = original  # type: ignore[attr-defined]
+    train.is_static = (lambda augment: False) if on else original
+    seed = getattr(legacy_runtime, "_seed", train.seed_everything)
+    legacy_runtime._seed = seed  # type: ignore[attr-defined]
+
+    def seeded(s: int, threads: int = 0) -> None:
+        seed(s, threads)
+        torch.utils.deterministic.fill_uninitialized_memory = on
+
+    train.seed_everything = seeded
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--archive", default="", help="a jaffedbase.zip; default: the embedded synthetic set")
+    ap.add_argument("--params", default=str(HERE.parent / "params.yaml"))
+    ap.add_argument("--recipes", default="today,defaults")
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--scale", type=float, default=1.0, help="multiply every recipe's epochs (tests: 0.01)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--out", default="")
+    args = ap.parse_args()
+
+    import numpy as np
+    import torch
+    from run import dataset, machine
+
+    from facearith import config, evaluate, features, linear, model, train
+
+    start = time.perf_counter()
+    base = config.load(args.params)
+    device = model.resolve_device(args.device)
+    recipes = dict(parse_recipe(s) for s in args.recipes.split(","))
+    settings = {name: with_overrides(base, over) for name, over in recipes.items()}  # a bad key fails here, first
+    report: dict = {"machine": machine(), "device": str(device), "data": "jaffe" if args.archive else "synthetic"}
+    report["recipes"] = {k: v for k, v in recipes.items()}
+    runs: dict[str, list[dict]] = {name: [] for name in recipes}
+
+    def save() -> None:
+        if args.out:  # after every run, so that a run cut short still leaves what it measured
+            Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        table, images = dataset(base, args.archive, tmp)
+        sel = table.selected.to_numpy()
+        rows = np.flatnonzero(sel)
+        fit_imgs = [images[i] for i in rows]
+        lin, _ = linear.fit_images(fit_imgs, table.identity.iloc[rows], table.attribute.iloc[rows], base.linear.size)
+        for seed in [int(s) for s in args.seeds.split(",")]:
+            for name, over in recipes.items():
+                p = settings[name]
+                tp = replace(p.train, seed=seed, epochs=max(1, round(p.train.epochs * args.scale)))
+                legacy_runtime(bool(over.get("legacy")))
+                t = time.perf_counter()
+                net, result = train.train_selected(table, p.model, tp, device, progress=False)
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                seconds = time.perf_counter() - t
+                legacy_runtime(False)
+                indexed, network = features.embed(
+                    net, tp.image_size, lin, p.features.fuse_weight.pair(), images, p.features.batch_size, device
+                )
+                entry = {"seed": seed, "epochs": tp.epochs, "train_s": round(seconds, 1)}
+                entry["images_per_second"] = round(result.images_per_second, 1)
+                # a stall shows as a later epoch far above the median (a GPU's first uses of each batch shape)
+                epochs_s = result.epoch_seconds
+                entry["first_epoch_s"] = round(epochs_s[0], 3)
+                entry["median_epoch_s"] = round(statistics.median(epochs_s), 3)
+                entry["max_later_epoch_s"] = round(max(epochs_s[1:], default=0.0), 3)
+                for what, feats in (("indexed", indexed), ("network", network)):
+                    held = evaluate.nest(evaluate.protocols(feats, table, sel, 10), [1])["heldout_images"]
+                    entry[what] = {k: round(held[k]["top1"], 4) for k in ("composition", "transfer")}
+                runs[name].append(entry)
+                print(name, json.dumps(entry), flush=True)
+                report["runs"] = runs
+                report["summary"] = summary(runs)
+                save()
+    report["total_s"] = round(time.perf_counter() - start, 1)
+    save()
+    print(json.dumps(report["summary"], indent=1))
+
+
+def _mean_sd(xs: list[float]) -> dict[str, float]:
+    return {"mean": round(statistics.mean(xs), 4), "sd": round(statistics.stdev(xs), 4) if len(xs) > 1 else 0.0}
+
+
+def summary(runs: dict[str, list[dict]]) -> dict:
+    """Per recipe: mean +- sd of the training time and of each held-out figure; the time ratio to the first."""
+    out: dict = {}
+    first = next(iter(runs))
+    for name, entries in runs.items():
+        if not entries:
+            continue
+        row = {"seeds": len(entries), "train_s": _mean_sd([e["train_s"] for e in entries])}
+        row["images_per_second"] = _mean_sd([e["images_per_second"] for e in entries])
+        for what in ("indexed", "network"):
+            for k in ("composition", "transfer"):
+                row[f"{what}.{k}"] = _mean_sd([e[what][k] for e in entries])
+        out[name] = row
+    if runs[first]:
+        for row in out.values():
+            row["time_vs_" + first] = round(row["train_s"]["mean"] / out[first]["train_s"]["mean"], 3)
+    return out
+
+
+if __name__ == "__main__":
+    main()
