@@ -95,6 +95,19 @@ def test_composition_on_an_additive_set_is_perfect(tmp_path):
         assert result == {"top1": 1.0, "top5": 1.0, "queries": 12}
 
 
+def test_an_index_keeps_its_settings_beside_the_graph(tmp_path):
+    vecs = np.random.default_rng(0).random((20, 8), dtype=np.float32)
+    settings = {"epsilon": 0.5, "fuse_weight": {"identity": 0.3, "attribute": 0.1}}
+    dest = index.build(vecs, tmp_path / "idx", settings=settings)
+    assert index.read_settings(dest) == settings and len(index.NGTSearcher(dest)) == 20
+    (dest / index.SETTINGS).write_text("{not json")
+    with pytest.raises(index.IndexMissingError, match="settings.json is not readable JSON"):
+        index.read_settings(dest)
+    bare = index.build(vecs, tmp_path / "bare")
+    with pytest.raises(index.IndexMissingError, match="settings.json not found.*run `dvc repro`"):
+        index.read_settings(bare)
+
+
 def test_composition_counts_misses():
     feats, ids, attrs = _additive_set()
     wrong = attrs.copy()

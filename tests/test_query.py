@@ -167,13 +167,39 @@ def test_after_a_failed_run_it_says_so_and_what_to_rerun(pipeline, tmp_path):
     assert "unknown key 'train.epoch'" in proc.stderr and "`git checkout params.yaml`" in proc.stderr
 
 
-def test_search_settings_come_from_params(pipeline, tmp_path):
+def test_search_settings_come_from_the_index_not_params(pipeline, tmp_path):
+    """The index folder records what shaped it (settings.json); params.yaml edited after the run, even made
+    invalid, changes no answer."""
     root = _copy_pipeline(pipeline, tmp_path / "eps")
+    settings = json.loads((root / "data/index/settings.json").read_text())
     params = yaml.safe_load((root / "params.yaml").read_text())
+    assert settings["epsilon"] == params["index"]["epsilon"]
+    assert settings["fuse_weight"] == params["features"]["fuse_weight"]
+    before = json.loads(facearith(root, "--person", "BC", "--expression", "HA", "--json", "-k", "10").stdout)
     params["index"]["epsilon"] = "wide"
     (root / "params.yaml").write_text(yaml.safe_dump(params))
+    proc = facearith(root, "--person", "BC", "--expression", "HA", "--json", "-k", "10")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["results"] == before["results"]
+
+
+@pytest.mark.parametrize("name", ["features", "model", "linear"])
+def test_outputs_that_are_not_what_the_index_was_built_from_are_refused(pipeline, tmp_path, name):
+    root = _copy_pipeline(pipeline, tmp_path / name)
+    path = {"features": "data/features.npy", "model": "models/model.pt", "linear": "models/linear.npz"}[name]
+    with open(root / path, "ab") as f:  # as if one stage had been rerun alone, after the index was built
+        f.write(b"\0")
     proc = facearith(root, "--person", "BC", "--expression", "HA")
-    assert proc.returncode == 1 and "'index.epsilon' must be a number, got 'wide'" in proc.stderr
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert f"{root / path} is not the {name} file that {root / 'data/index'} was built from" in proc.stderr
+    assert "run `dvc repro`" in proc.stderr
+
+
+def test_an_index_without_its_settings_asks_for_a_rerun(pipeline, tmp_path):
+    root = _copy_pipeline(pipeline, tmp_path / "old")
+    (root / "data/index/settings.json").unlink()
+    proc = facearith(root, "--person", "BC", "--expression", "HA")
+    assert proc.returncode == 1 and "settings.json not found" in proc.stderr and "dvc repro" in proc.stderr
 
 
 def test_written_pictures_get_normal_permissions(pipeline, tmp_path):
@@ -204,7 +230,7 @@ def test_the_index_holds_every_image_and_results_say_their_split(pipeline):
     assert results[0]["path"].endswith(held.name) and results[0]["split"] == "heldout"
 
 
-def test_an_image_is_embedded_as_the_index_was_and_a_changed_fuse_weight_asks_for_a_rerun(pipeline, tmp_path):
+def test_an_image_is_embedded_as_the_index_was_even_after_params_changed(pipeline, tmp_path):
     import numpy as np
 
     from facearith.query import Pipeline
@@ -222,9 +248,13 @@ def test_an_image_is_embedded_as_the_index_was_and_a_changed_fuse_weight_asks_fo
     row = int(np.flatnonzero(pipe.table["selected"].to_numpy())[0])
     np.testing.assert_allclose(pipe.image_features(pipe.table.path.iloc[row]), pipe.features[row], atol=1e-5)
     image = next((root / "data/raw").glob("BG.SU2.*.tiff"))
-    assert facearith(root, "--image", str(image), "--plus", "HA").returncode == 0
-    # params.yaml changed afterwards without a rerun: the image's features no longer fit the index
+    asked = ("--image", str(image), "--plus", "HA", "--json", "-k", "10")
+    before = facearith(root, *asked)
+    assert before.returncode == 0, before.stderr
+    # params.yaml changed afterwards without a rerun: the query still embeds as the index was built (its
+    # settings.json), so it answers what it answered, not a search of mismatched features
     params["features"]["fuse_weight"] = {"identity": 1.0, "attribute": 1.0}
     (root / "params.yaml").write_text(yaml.safe_dump(params))
-    proc = facearith(root, "--image", str(image), "--plus", "HA")
-    assert proc.returncode == 1 and "params.yaml changed since the last run (features.fuse_weight?)" in proc.stderr
+    after = facearith(root, *asked)
+    assert after.returncode == 0, after.stderr
+    assert json.loads(after.stdout)["results"] == json.loads(before.stdout)["results"]

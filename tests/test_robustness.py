@@ -231,6 +231,9 @@ def test_killed_indexing_leaves_no_index_and_the_rerun_cleans_up(tmp_path):
     ).to_csv(root / "data/prepared/table.csv", index=False)
     rng = np.random.default_rng(0)
     np.save(root / "data/features.npy", rng.random((n, 64), dtype=np.float32))
+    (root / "models").mkdir()  # the index records their checksums only
+    (root / "models/model.pt").write_bytes(b"model")
+    (root / "models/linear.npz").write_bytes(b"linear")
     proc = subprocess.Popen(stage_cmd("index"), cwd=root, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while not any(p.name.startswith(".index.tmp-") for p in (root / "data").iterdir()):

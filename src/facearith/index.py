@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -11,6 +14,15 @@ from facearith.errors import IndexMissingError
 from facearith.fsutil import atomic_dir
 
 NGT_DIR = "ngt"
+SETTINGS = "settings.json"  # beside the graph: what shaped the index, for the query to use as it was
+
+
+def sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def build(
@@ -19,10 +31,11 @@ def build(
     edge_size_for_creation: int = 10,
     edge_size_for_search: int = 40,
     threads: int = 1,
+    settings: dict[str, Any] | None = None,
 ) -> Path:
-    """Write an NGT index of `vectors` (object id = row number) to `dest`, whole or not at all. With one
-    inserting thread the index is the same, byte for byte, for the same vectors; more threads build large
-    indexes faster but link the graph in thread-timing order."""
+    """Write an NGT index of `vectors` (object id = row number) to `dest`, whole or not at all, with `settings`
+    (JSON) beside the graph when given. With one inserting thread the index is the same, byte for byte, for the
+    same vectors; more threads build large indexes faster but link the graph in thread-timing order."""
     import ngtpy
 
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -43,7 +56,22 @@ def build(
         index.batch_insert(vectors, num_threads=threads)
         index.save()
         index.close()
+        if settings is not None:
+            (tmp / SETTINGS).write_text(json.dumps(settings, indent=1, sort_keys=True) + "\n")
     return dest
+
+
+def read_settings(path: str | os.PathLike) -> dict[str, Any]:
+    """The settings an index folder was built with (`build`'s `settings`)."""
+    file = Path(path) / SETTINGS
+    if not file.is_file():
+        raise IndexMissingError(
+            f"{file} not found: the index was built before it recorded its settings; run `dvc repro`"
+        )
+    try:
+        return json.loads(file.read_text())
+    except ValueError as exc:
+        raise IndexMissingError(f"{file} is not readable JSON ({exc}); run `dvc repro --force index`") from None
 
 
 class NGTSearcher:

@@ -26,7 +26,7 @@ class Pipeline:
     expressions: dict[str, np.ndarray]
     model_path: Path
     linear_path: Path
-    fuse_weight: tuple[float, float]  # features.fuse_weight (identity, attribute), as the features stage used it
+    fuse_weight: tuple[float, float]  # (identity, attribute), as the index recorded them (settings.json)
     _model: tuple | None = field(default=None, repr=False)
 
     @classmethod
@@ -40,7 +40,7 @@ class Pipeline:
             "model": root / paths["model"],
             "linear": root / paths["linear"],
         }
-        params_path = root / "params.yaml"
+        params_path = root / "params.yaml"  # read only to advise on an incomplete run: the index says how to search
         missing = [str(p) for p in needed.values() if not p.exists()]
         if len(missing) == len(needed):
             raise QueryError(
@@ -53,10 +53,7 @@ class Pipeline:
                 f"the last run in {root.resolve()} failed or was interrupted: {', '.join(missing)} "
                 f"{'is' if len(missing) == 1 else 'are'} missing. {_params_state(params_path)}"
             )
-        try:
-            params = config.load(params_path)
-        except config.ConfigError as exc:
-            raise QueryError(f"{exc}. {_RESTORE_PARAMS}") from None
+        settings = index_settings(root / paths["index"], needed)
         table = data.read_table(needed["table"])
         mask = table["selected"].to_numpy()
         feats = np.load(needed["features"])
@@ -64,7 +61,7 @@ class Pipeline:
             raise QueryError(f"{needed['features']} does not match {needed['table']}; run `dvc repro`")
         # the table's paths are relative to the pipeline's folder, which need not be the current one
         table["path"] = [p if os.path.isabs(p) else (root / p).as_posix() for p in table.path]
-        searcher = index.NGTSearcher(root / paths["index"], params.index.epsilon)  # as evaluate searches
+        searcher = index.NGTSearcher(root / paths["index"], settings["epsilon"])  # as evaluate searched
         if len(searcher) != len(table):
             raise QueryError(f"{needed['index']} does not hold every image of {needed['table']}; run `dvc repro`")
         # label vectors from the training images only; the search runs over every image, held out or not
@@ -72,7 +69,7 @@ class Pipeline:
         expressions = arithmetic.label_vectors(feats[mask], table.attribute.to_numpy()[mask])
         return cls(
             root, table, feats, searcher, persons, expressions, needed["model"], needed["linear"],
-            params.features.fuse_weight.pair(),
+            (settings["fuse_weight"]["identity"], settings["fuse_weight"]["attribute"]),
         )  # fmt: skip
 
     def vector(self, kind: str, name: str) -> np.ndarray:
@@ -96,8 +93,8 @@ class Pipeline:
         if feature.shape != self.features.shape[1:]:
             raise QueryError(
                 f"an image's features have {feature.shape[0]} dimensions but the indexed ones "
-                f"{self.features.shape[1]}: params.yaml changed since the last run (features.fuse_weight?); "
-                "run `dvc repro`"
+                f"{self.features.shape[1]}: {self.model_path} or {self.linear_path} is not what the index was "
+                "built from; run `dvc repro`"
             )
         return feature
 
@@ -132,6 +129,22 @@ class Pipeline:
                 }
             )
         return out
+
+
+def index_settings(folder: Path, needed: dict[str, Path]) -> dict:
+    """The index folder's settings.json, after checking that the features, the model and PCA + LDA are the ones
+    it was built from: a query must embed and search as the pipeline did, whatever params.yaml says now."""
+    try:
+        settings = index.read_settings(folder)
+    except index.IndexMissingError as exc:
+        raise QueryError(str(exc)) from None
+    for name in ("features", "model", "linear"):
+        if settings.get("sha256", {}).get(name) != index.sha256(needed[name]):
+            raise QueryError(
+                f"{needed[name]} is not the {name} file that {folder} was built from (changed since the last "
+                "`dvc repro`, or a stage was run alone); run `dvc repro`"
+            )
+    return settings
 
 
 def pipeline_paths(root: Path) -> dict[str, str]:
