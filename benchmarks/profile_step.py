@@ -88,14 +88,13 @@ def main() -> None:
     images = [img for img, keep in zip(every, sel, strict=True) if keep]
     ids, attrs = rows.identity.to_numpy(), rows.attribute.to_numpy()
     n_i, n_a = table.identity.nunique(), table.attribute.nunique()
-    legacy_runtime(args.legacy)
-    tp = replace(params.train, swa_from=0.0, recalibrate_bn=False, device="cpu")
-    net = train.initial_member(params.model, tp.seed, tp.threads, n_i, n_a)
-    device = torch.device("cpu")
-    warm = train.train(net, images, ids, attrs, replace(tp, epochs=1), device, progress=False)
-    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
-        result = train.train(net, images, ids, attrs, replace(tp, epochs=args.epochs), device, progress=False)
-    legacy_runtime(False)
+    with legacy_runtime(args.legacy):
+        tp = replace(params.train, swa_from=0.0, recalibrate_bn=False, device="cpu")
+        net = train.initial_member(params.model, tp.seed, tp.threads, n_i, n_a)
+        device = torch.device("cpu")
+        warm = train.train(net, images, ids, attrs, replace(tp, epochs=1), device, progress=False)
+        with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+            result = train.train(net, images, ids, attrs, replace(tp, epochs=args.epochs), device, progress=False)
     kinds: dict[str, float] = {}
     for event in prof.key_averages(group_by_input_shape=True):
         k = kind_of(event.key, list(event.input_shapes or []))

@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import json
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -68,23 +70,28 @@ def with_overrides(params, over: dict[str, object]):
     return config.validate(raw)
 
 
-def legacy_runtime(on: bool) -> None:
-    """Today's runtime: the NaN fill of new tensors and the per-image input path (on), or this code's (off)."""
+@contextlib.contextmanager
+def legacy_runtime(on: bool) -> Iterator[None]:
+    """Within it, today's runtime when `on`: the NaN fill of new tensors and the per-image input path."""
     import torch
 
     from facearith import train
 
-    original = getattr(legacy_runtime, "_static", train.is_static)
-    legacy_runtime._static = original  # type: ignore[attr-defined]
-    train.is_static = (lambda augment: False) if on else original
-    seed = getattr(legacy_runtime, "_seed", train.seed_everything)
-    legacy_runtime._seed = seed  # type: ignore[attr-defined]
+    if not on:
+        yield
+        return
+    static, seed = train.is_static, train.seed_everything
 
     def seeded(s: int, threads: int = 0) -> None:
         seed(s, threads)
-        torch.utils.deterministic.fill_uninitialized_memory = on
+        torch.utils.deterministic.fill_uninitialized_memory = True
 
-    train.seed_everything = seeded
+    train.is_static, train.seed_everything = (lambda augment: False), seeded
+    try:
+        yield
+    finally:
+        train.is_static, train.seed_everything = static, seed
+        torch.utils.deterministic.fill_uninitialized_memory = False
 
 
 def main() -> None:
@@ -110,7 +117,7 @@ def main() -> None:
     recipes = dict(parse_recipe(s) for s in args.recipes.split(","))
     settings = {name: with_overrides(base, over) for name, over in recipes.items()}  # a bad key fails here, first
     report: dict = {"machine": machine(), "device": str(device), "data": "jaffe" if args.archive else "synthetic"}
-    report["recipes"] = {k: v for k, v in recipes.items()}
+    report["recipes"] = dict(recipes)
     runs: dict[str, list[dict]] = {name: [] for name in recipes}
 
     def save() -> None:
@@ -127,13 +134,12 @@ def main() -> None:
             for name, over in recipes.items():
                 p = settings[name]
                 tp = replace(p.train, seed=seed, epochs=max(1, round(p.train.epochs * args.scale)))
-                legacy_runtime(bool(over.get("legacy")))
-                t = time.perf_counter()
-                net, result = train.train_selected(table, p.model, tp, device, progress=False)
-                if device.type == "cuda":
-                    torch.cuda.synchronize()
-                seconds = time.perf_counter() - t
-                legacy_runtime(False)
+                with legacy_runtime(bool(over.get("legacy"))):
+                    t = time.perf_counter()
+                    net, result = train.train_selected(table, p.model, tp, device, progress=False)
+                    if device.type == "cuda":
+                        torch.cuda.synchronize()
+                    seconds = time.perf_counter() - t
                 indexed, network = features.embed(
                     net, tp.image_size, lin, p.features.fuse_weight.pair(), images, p.features.batch_size, device
                 )
