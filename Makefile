@@ -34,11 +34,11 @@ bench: venv
 # experiments side by side: the params that differ between runs and the main metrics (not every column)
 compare: venv
 	dvc exp show --no-pager --md --only-changed \
-	  --drop '^(data|models|stages|src)/|(^|:)(baseline_.*|network\..*|.*\.queries|.*\.top(5|10)|ngt\..*|anchors_per_second|images_per_second|loss|seconds_this_run|epochs_this_run|device|epochs)$$'
+	  --drop '^(data|models|stages|src)/|(^|:)(baseline_.*|network\..*|.*\.queries|.*\.top(5|10)|(ngt|search)\..*|anchors_per_second|images_per_second|loss|seconds_this_run|epochs_this_run|device|epochs)$$'
 
 # the generated tables, from results/grid.json: the README's headline and docs/results.md's grid groups
 results: venv
-	$(PY) -m facearith.report
+	$(PY) -m facearith.experiments.report
 
 # the mean +- sd tables (README, docs/results.md): 3 training seeds each for the synthetic and JAFFE defaults,
 # and JAFFE's 5 zero-shot folds of pairs, as DVC experiments (`dvc exp run --queue`, `dvc queue start`), then
@@ -56,30 +56,30 @@ JAFFE_SET := -S data.source=jaffe -S 'data.jaffe.archive="$(abspath $(JAFFE))"'
 HARD := -S train.label_smoothing=0
 PAIRS := -S prepare.split=pairs --vary prepare.fold=0,1,2,3,4
 grid: venv
-	$(PY) -m facearith.grid run jaffe $(JAFFE_SET)
-	$(PY) -m facearith.grid run jaffe-nols $(JAFFE_SET) $(HARD)
-	$(PY) -m facearith.grid run jaffe-dim128 $(JAFFE_SET) $(HARD) -S model.dim=128
-	$(PY) -m facearith.grid run jaffe-members2 $(JAFFE_SET) -S model.members=2
-	$(PY) -m facearith.grid run jaffe-members3 $(JAFFE_SET) -S model.members=3
-	$(PY) -m facearith.grid run jaffe-noswa $(JAFFE_SET) $(HARD) -S train.swa_from=0
-	$(PY) -m facearith.grid run jaffe-80ep $(JAFFE_SET) $(HARD) -S train.epochs=80 -S train.swa_from=0
-	$(PY) -m facearith.grid run jaffe-64px $(JAFFE_SET) $(HARD) -S train.epochs=80 -S train.image_size=64 \
+	$(PY) -m facearith.experiments.grid run jaffe $(JAFFE_SET)
+	$(PY) -m facearith.experiments.grid run jaffe-nols $(JAFFE_SET) $(HARD)
+	$(PY) -m facearith.experiments.grid run jaffe-dim128 $(JAFFE_SET) $(HARD) -S model.dim=128
+	$(PY) -m facearith.experiments.grid run jaffe-members2 $(JAFFE_SET) -S model.members=2
+	$(PY) -m facearith.experiments.grid run jaffe-members3 $(JAFFE_SET) -S model.members=3
+	$(PY) -m facearith.experiments.grid run jaffe-noswa $(JAFFE_SET) $(HARD) -S train.swa_from=0
+	$(PY) -m facearith.experiments.grid run jaffe-80ep $(JAFFE_SET) $(HARD) -S train.epochs=80 -S train.swa_from=0
+	$(PY) -m facearith.experiments.grid run jaffe-64px $(JAFFE_SET) $(HARD) -S train.epochs=80 -S train.image_size=64 \
 	  -S train.swa_from=0
-	$(PY) -m facearith.grid run synthetic
-	$(PY) -m facearith.grid run synthetic-nols $(HARD)
-	$(PY) -m facearith.grid run synthetic-noswa $(HARD) -S train.swa_from=0
-	$(PY) -m facearith.grid run synthetic-80ep $(HARD) -S train.epochs=80 -S train.swa_from=0
-	$(PY) -m facearith.grid run jaffe-pairs $(JAFFE_SET) $(PAIRS)
-	$(PY) -m facearith.grid run jaffe-pairs-nols $(JAFFE_SET) $(HARD) $(PAIRS)
-	$(PY) -m facearith.grid run jaffe-pairs-dim128 $(JAFFE_SET) $(HARD) -S model.dim=128 $(PAIRS)
-	$(PY) -m facearith.grid run jaffe-pairs-noswa $(JAFFE_SET) $(HARD) -S train.swa_from=0 $(PAIRS)
-	$(PY) -m facearith.grid run jaffe-pairs-members2-nols $(JAFFE_SET) $(HARD) -S model.members=2 $(PAIRS)
-	$(PY) -m facearith.grid run jaffe-pairs-split1 $(JAFFE_SET) -S prepare.seed=1 $(PAIRS)
-	$(PY) -m facearith.grid run jaffe-pairs-split1-nols $(JAFFE_SET) $(HARD) -S prepare.seed=1 $(PAIRS)
-	$(PY) -m facearith.grid run jaffe-pairs-split2 $(JAFFE_SET) -S prepare.seed=2 $(PAIRS)
-	$(PY) -m facearith.grid run jaffe-pairs-split2-nols $(JAFFE_SET) $(HARD) -S prepare.seed=2 $(PAIRS)
-	$(PY) -m facearith.grid collect
-	$(PY) -m facearith.report
+	$(PY) -m facearith.experiments.grid run synthetic
+	$(PY) -m facearith.experiments.grid run synthetic-nols $(HARD)
+	$(PY) -m facearith.experiments.grid run synthetic-noswa $(HARD) -S train.swa_from=0
+	$(PY) -m facearith.experiments.grid run synthetic-80ep $(HARD) -S train.epochs=80 -S train.swa_from=0
+	$(PY) -m facearith.experiments.grid run jaffe-pairs $(JAFFE_SET) $(PAIRS)
+	$(PY) -m facearith.experiments.grid run jaffe-pairs-nols $(JAFFE_SET) $(HARD) $(PAIRS)
+	$(PY) -m facearith.experiments.grid run jaffe-pairs-dim128 $(JAFFE_SET) $(HARD) -S model.dim=128 $(PAIRS)
+	$(PY) -m facearith.experiments.grid run jaffe-pairs-noswa $(JAFFE_SET) $(HARD) -S train.swa_from=0 $(PAIRS)
+	$(PY) -m facearith.experiments.grid run jaffe-pairs-members2-nols $(JAFFE_SET) $(HARD) -S model.members=2 $(PAIRS)
+	$(PY) -m facearith.experiments.grid run jaffe-pairs-split1 $(JAFFE_SET) -S prepare.seed=1 $(PAIRS)
+	$(PY) -m facearith.experiments.grid run jaffe-pairs-split1-nols $(JAFFE_SET) $(HARD) -S prepare.seed=1 $(PAIRS)
+	$(PY) -m facearith.experiments.grid run jaffe-pairs-split2 $(JAFFE_SET) -S prepare.seed=2 $(PAIRS)
+	$(PY) -m facearith.experiments.grid run jaffe-pairs-split2-nols $(JAFFE_SET) $(HARD) -S prepare.seed=2 $(PAIRS)
+	$(PY) -m facearith.experiments.grid collect
+	$(PY) -m facearith.experiments.report
 
 # every command in the README, in order, in a fresh copy with a fresh .venv, `make repro` then `make test`
 # included (the other commands took 19 minutes on a 2-core CPU before `make test` joined them)

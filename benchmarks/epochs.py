@@ -54,11 +54,14 @@ def main() -> None:
     import torch
     from run import dataset, machine, warm_epoch_seconds
 
-    from facearith import config, evaluate, features, model, train
+    from facearith import config
+    from facearith.evaluation import run as evaluation
+    from facearith.features import extract
+    from facearith.training import loop, members, network
 
     start = time.perf_counter()
     params = config.load(args.params)
-    device = model.resolve_device(args.device)
+    device = network.resolve_device(args.device)
     report: dict = {"machine": machine(), "device": str(device)}
 
     def log(key: str, value) -> None:
@@ -69,9 +72,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         table, images = dataset(params, args.archive, tmp)
-        selected = table.selected.to_numpy()
         threads = torch.get_num_threads()
-        seed_everything = train.seed_everything
+        seed_everything = loop.seed_everything
 
         def variant(name: str) -> config.TrainParams:
             def seeded(seed: int, n: int = 0) -> None:
@@ -81,7 +83,7 @@ def main() -> None:
                 torch.backends.cudnn.enabled = "nocudnn" not in name
                 torch.set_num_threads(4 if "t4" in name else threads)
 
-            train.seed_everything = seeded  # train_selected seeds through it
+            loop.seed_everything = seeded  # train_selected seeds through it
             return replace(params.train, amp="noamp" not in name)
 
         def run(name: str, epochs: int, seed: int = 0):
@@ -91,7 +93,7 @@ def main() -> None:
                 every = 0.0 if "ck0" in parts else params.checkpoint.every_s
                 ck = {"checkpoint": Path(tmp) / f"{name}.pt", "checkpoint_every_s": every}
             t = time.perf_counter()
-            net, result = train.train_selected(
+            net, result = members.train_selected(
                 table, params.model, replace(variant(name), epochs=epochs, seed=seed), device, progress=False, **ck
             )
             if device.type == "cuda":
@@ -120,8 +122,8 @@ def main() -> None:
                 log(f"full_seed{seed}", "not run: --stop-after")
                 break
             net, result, seconds = run(best, args.full, seed)
-            feats = features.extract(net, images, params.train.image_size, params.features.batch_size, device=device)
-            held = evaluate.nest(evaluate.protocols(feats, table, selected, 10), [1])["heldout_images"]
+            feats = extract.extract(net, images, params.train.image_size, params.features.batch_size, device=device)
+            held = evaluation.nest(evaluation.measure(feats, table, 10), [1])["heldout_images"]
             log(
                 f"full_seed{seed}",
                 {

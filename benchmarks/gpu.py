@@ -37,9 +37,13 @@ def main() -> None:
     import pandas as pd
     import torch
 
-    from facearith import config, data, features, index, model, train
+    from facearith import config
+    from facearith.data.images import load_images
+    from facearith.features import extract
+    from facearith.search import backends
+    from facearith.training import loop, network
 
-    device = model.resolve_device(args.device)
+    device = network.resolve_device(args.device)
     report: dict = {"machine": machine(), "device": str(device), "epochs": args.epochs, "size": args.size}
     phases: dict[str, float] = {}
     t_all = time.perf_counter()
@@ -47,15 +51,15 @@ def main() -> None:
         t = time.perf_counter()
         table = pd.read_csv(make_images(Path(tmp) / "images", size=256))
         selected = table[table.selected].reset_index(drop=True)
-        images = data.load_images(selected.path.tolist())
+        images = load_images(selected.path.tolist())
         phases["data_s"] = time.perf_counter() - t
 
         committed = config.load(HERE.parent / "params.yaml")
         params = seed_recipe(committed.train, args.size, args.epochs, margin=1.0, ce_weight=0.0, workers=args.workers)
-        train.seed_everything(0)
-        net = model.build(replace(committed.model, embedding="seed"), 70)
+        loop.seed_everything(0)
+        net = network.build(replace(committed.model, embedding="seed"), 70)
         t = time.perf_counter()
-        result = train.train(
+        result = loop.train(
             net, images, selected.person.to_numpy(), selected.expression.to_numpy(), params, device, progress=False
         )
         if device.type == "cuda":
@@ -70,15 +74,14 @@ def main() -> None:
         report["train_warm_images_per_second"] = result.images_seen / len(seconds) / warm_epoch_seconds(seconds)
 
         t = time.perf_counter()
-        all_images = data.load_images(table.path.tolist())
+        all_images = load_images(table.path.tolist())
         batch_size = committed.features.batch_size
-        feats = features.extract(net, all_images, args.size, batch_size=batch_size, device=device)
+        feats = extract.extract(net, all_images, args.size, batch_size=batch_size, device=device)
         phases["extract_s"] = time.perf_counter() - t
         report["extract_images_per_second"] = len(feats) / phases["extract_s"]
 
         t = time.perf_counter()
-        ip = committed.index
-        index.build(feats, Path(tmp) / "index", ip.edge_size_for_creation, ip.edge_size_for_search, ip.build_threads)
+        backends.build(feats, Path(tmp) / "index", committed.index, {})
         phases["index_s"] = time.perf_counter() - t
 
         if args.seed_epochs:

@@ -78,7 +78,8 @@ def main() -> None:
     from time_to_accuracy import legacy_runtime, parse_recipe, with_overrides
     from torch.profiler import ProfilerActivity, profile
 
-    from facearith import config, train
+    from facearith import config
+    from facearith.training import loop, members
 
     params = with_overrides(config.load(args.params), parse_recipe("x:" + args.set)[1] if args.set else {})
     with tempfile.TemporaryDirectory() as tmp:
@@ -90,11 +91,11 @@ def main() -> None:
     n_i, n_a = table.identity.nunique(), table.attribute.nunique()
     with legacy_runtime(args.legacy):
         tp = replace(params.train, swa_from=0.0, recalibrate_bn=False, device="cpu")
-        net = train.initial_member(params.model, tp.seed, tp.threads, n_i, n_a)
+        net = members.initial_member(params.model, tp.seed, tp.threads, n_i, n_a)
         device = torch.device("cpu")
-        warm = train.train(net, images, ids, attrs, replace(tp, epochs=1), device, progress=False)
+        warm = loop.train(net, images, ids, attrs, replace(tp, epochs=1), device, progress=False)
         with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
-            result = train.train(net, images, ids, attrs, replace(tp, epochs=args.epochs), device, progress=False)
+            result = loop.train(net, images, ids, attrs, replace(tp, epochs=args.epochs), device, progress=False)
     kinds: dict[str, float] = {}
     for event in prof.key_averages(group_by_input_shape=True):
         k = kind_of(event.key, list(event.input_shapes or []))

@@ -48,12 +48,14 @@ def make_images(dest: Path, size: int = 256, persons: int = 10, per_pair: int = 
     """JAFFE-shaped data: 10 persons x 7 expressions x 3 grey TIFFs of 256 px; returns a table CSV."""
     import pandas as pd
 
-    from facearith import data, synthetic
+    from facearith import config
+    from facearith.data import labels, synthetic
 
+    pattern = config.load(HERE.parent / "params.yaml").prepare.pattern
     names = synthetic.generate(dest, persons=persons, images_per_pair=per_pair, size=size, seed=0)
     rows = []
     for name in names:
-        parsed = data.parse_name(name)
+        parsed = labels.parse_name(name, pattern)
         rows.append({"path": str(dest / name), "person": parsed.identity, "expression": parsed.attribute})
     table = pd.DataFrame(rows)
     table["selected"] = ~table.duplicated(["person", "expression"])  # one image per pair, as the seed trains
@@ -87,18 +89,20 @@ def part_train(args: argparse.Namespace) -> dict:
         return seed_way.train_images_per_second(table, args.size, args.epochs)
     import torch
 
-    from facearith import config, data, model, train
+    from facearith import config
+    from facearith.data.images import load_images
+    from facearith.training import loop, network
 
     device = torch.device(args.device)
     committed = config.load(HERE.parent / "params.yaml")
     params = seed_recipe(
         committed.train, args.size, args.epochs, sampler=args.sampler, workers=args.workers, forward_chunk=args.chunk
     )
-    train.seed_everything(0)
+    loop.seed_everything(0)
     start = time.perf_counter()
-    images = data.load_images(table.path.tolist())  # decoded once, before training
+    images = load_images(table.path.tolist())  # decoded once, before training
     decode = time.perf_counter() - start
-    net = model.build(committed.model, 70, table.person.nunique(), table.expression.nunique())
+    net = network.build(committed.model, 70, table.person.nunique(), table.expression.nunique())
     marks: list[tuple[float, int]] = []
 
     def mark(epoch: int, loss: float) -> None:
@@ -106,7 +110,7 @@ def part_train(args: argparse.Namespace) -> dict:
             torch.cuda.synchronize()
         marks.append((time.perf_counter(), (epoch + 1) * len(table)))  # every image is an anchor once per epoch
 
-    result = train.train(
+    result = loop.train(
         net, images, table.person.to_numpy(), table.expression.to_numpy(), params, device, mark, progress=False
     )
     per_anchor = result.images_seen / result.anchors_seen  # 1 (blocks) or 3 (the seed's triplet batches)
@@ -142,20 +146,24 @@ def part_extract(args: argparse.Namespace) -> dict:
 
         net = seed_way.make_model().eval()
         return timed_passes(lambda: seed_way.extract(net, paths, args.size), args.passes)
-    from facearith import config, data, features, model
+    from facearith import config
+    from facearith.data.images import load_images
+    from facearith.features import extract
+    from facearith.training import network
 
     committed = config.load(HERE.parent / "params.yaml")
-    net = model.build(committed.model, 70, 10, 7)
+    net = network.build(committed.model, 70, 10, 7)
     batch_size = committed.features.batch_size
-    return timed_passes(
-        lambda: features.extract(net, data.load_images(paths), args.size, batch_size=batch_size), args.passes
-    )
+    return timed_passes(lambda: extract.extract(net, load_images(paths), args.size, batch_size, "cpu"), args.passes)
 
 
 def part_search(args: argparse.Namespace) -> dict:
+    from dataclasses import replace
+
     import seed_way
 
-    from facearith import config, index
+    from facearith import config
+    from facearith.search import backends
 
     k, n_queries = 10, args.queries
     vectors = clustered_vectors(args.n + n_queries)
@@ -180,9 +188,9 @@ def part_search(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         # ngtpy's default of 8 inserting threads, as the committed build times were measured (the pipeline uses 1)
-        index.build(data, Path(tmp) / "index", ip.edge_size_for_creation, ip.edge_size_for_search, threads=8)
+        backends.build(data, Path(tmp) / "index", replace(ip, backend="ngt", build_threads=8), {})
         out["ngt_build_seconds"] = time.perf_counter() - start
-        searcher = index.NGTSearcher(Path(tmp) / "index")
+        searcher = backends.open_index(Path(tmp) / "index")
         for epsilon in sorted({0.0, 0.05, 0.1, 0.2, ip.epsilon}):  # and the committed one (params.yaml)
             searcher.epsilon = epsilon
             start = time.perf_counter()
@@ -287,16 +295,17 @@ def extract_rounds(table: Path, size: int, rounds: int, passes: int) -> dict:
 def dataset(params, archive: str, tmp: str | Path):
     """(table, every image decoded) of JAFFE from `archive`, or of the synthetic default when it is "", prepared
     under the folder `tmp` as the prepare stage splits it."""
-    from facearith import data, synthetic
+    from facearith.data import sources, splits, synthetic
+    from facearith.data.images import load_images
 
     raw = Path(tmp) / "raw"
     if archive:
-        data.fetch_jaffe(raw, archive=archive)
+        sources.fetch_jaffe(raw, archive=archive)
     else:
         s = params.data.synthetic
         synthetic.generate(raw, s.persons, s.images_per_pair, s.size, seed=s.seed, nuisance=s.nuisance)
-    table, _ = data.prepare_table(raw, params.prepare)
-    return table, data.load_images(table.path.tolist())
+    table, _ = splits.prepare_table(raw, params.prepare)
+    return table, load_images(table.path.tolist())
 
 
 def machine() -> dict:

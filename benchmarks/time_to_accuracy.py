@@ -54,9 +54,9 @@ def parse_recipe(spec: str) -> tuple[str, dict[str, object]]:
 
 def with_overrides(params, over: dict[str, object]):
     """params (config.Params) with 'section.key' overrides applied, validated as params.yaml is."""
-    from facearith import config
+    from facearith import config, settings
 
-    raw = config.as_dict(params)
+    raw = settings.as_dict(params)
     for key, value in over.items():
         if key == "legacy":
             continue
@@ -75,22 +75,22 @@ def legacy_runtime(on: bool) -> Iterator[None]:
     """Within it, today's runtime when `on`: the NaN fill of new tensors and the per-image input path."""
     import torch
 
-    from facearith import train
+    from facearith.training import loop
 
     if not on:
         yield
         return
-    static, seed = train.is_static, train.seed_everything
+    static, seed = loop.is_static, loop.seed_everything
 
     def seeded(s: int, threads: int = 0) -> None:
         seed(s, threads)
         torch.utils.deterministic.fill_uninitialized_memory = True
 
-    train.is_static, train.seed_everything = (lambda augment: False), seeded
+    loop.is_static, loop.seed_everything = (lambda augment: False), seeded
     try:
         yield
     finally:
-        train.is_static, train.seed_everything = static, seed
+        loop.is_static, loop.seed_everything = static, seed
         torch.utils.deterministic.fill_uninitialized_memory = False
 
 
@@ -109,13 +109,16 @@ def main() -> None:
     import torch
     from run import dataset, machine
 
-    from facearith import config, evaluate, features, linear, model, train
+    from facearith import config
+    from facearith.evaluation import run as evaluation
+    from facearith.features import extract, linear
+    from facearith.training import members, network
 
     start = time.perf_counter()
     base = config.load(args.params)
-    device = model.resolve_device(args.device)
+    device = network.resolve_device(args.device)
     recipes = dict(parse_recipe(s) for s in args.recipes.split(","))
-    settings = {name: with_overrides(base, over) for name, over in recipes.items()}  # a bad key fails here, first
+    chosen = {name: with_overrides(base, over) for name, over in recipes.items()}  # a bad key fails here, first
     report: dict = {"machine": machine(), "device": str(device), "data": "jaffe" if args.archive else "synthetic"}
     report["recipes"] = dict(recipes)
     runs: dict[str, list[dict]] = {name: [] for name in recipes}
@@ -132,15 +135,15 @@ def main() -> None:
         lin, _ = linear.fit_images(fit_imgs, table.identity.iloc[rows], table.attribute.iloc[rows], base.linear.size)
         for seed in [int(s) for s in args.seeds.split(",")]:
             for name, over in recipes.items():
-                p = settings[name]
+                p = chosen[name]
                 tp = replace(p.train, seed=seed, epochs=max(1, round(p.train.epochs * args.scale)))
                 with legacy_runtime(bool(over.get("legacy"))):
                     t = time.perf_counter()
-                    net, result = train.train_selected(table, p.model, tp, device, progress=False)
+                    net, result = members.train_selected(table, p.model, tp, device, progress=False)
                     if device.type == "cuda":
                         torch.cuda.synchronize()
                     seconds = time.perf_counter() - t
-                indexed, network = features.embed(
+                indexed, alone = extract.embed(
                     net, tp.image_size, lin, p.features.fuse_weight.pair(), images, p.features.batch_size, device
                 )
                 entry = {"seed": seed, "epochs": tp.epochs, "train_s": round(seconds, 1)}
@@ -150,8 +153,8 @@ def main() -> None:
                 entry["first_epoch_s"] = round(epochs_s[0], 3)
                 entry["median_epoch_s"] = round(statistics.median(epochs_s), 3)
                 entry["max_later_epoch_s"] = round(max(epochs_s[1:], default=0.0), 3)
-                for what, feats in (("indexed", indexed), ("network", network)):
-                    held = evaluate.nest(evaluate.protocols(feats, table, sel, 10), [1])["heldout_images"]
+                for what, feats in (("indexed", indexed), ("network", alone)):
+                    held = evaluation.nest(evaluation.measure(feats, table, 10), [1])["heldout_images"]
                     entry[what] = {k: round(held[k]["top1"], 4) for k in ("composition", "transfer")}
                 runs[name].append(entry)
                 print(name, json.dumps(entry), flush=True)

@@ -2,12 +2,13 @@
 
 import _bootstrap  # noqa: F401  (this checkout's src/ first)
 
-from facearith import config, data, runner
+from facearith import config, runner
+from facearith.data import sources
 
 
 def main(args) -> None:
     p = config.load(args.params).data
-    names, skipped = data.materialise(p, args.out, cache_dir=args.downloads)
+    names, skipped = sources.materialise(p, args.out, cache_dir=args.downloads)
     if skipped:
         print(f"data: {len(skipped)} files in {p.folder.path} are not images and were not copied: {skipped[:5]}")
     print(f"data: {len(names)} images from '{p.source}' in {args.out}")

@@ -4,24 +4,27 @@ PCA + LDA's per axis, features.fuse_weight) and the network's alone."""
 import _bootstrap  # noqa: F401  (this checkout's src/ first)
 import numpy as np
 
-from facearith import config, data, features, linear, model, runner
+from facearith import config, runner
+from facearith.data.images import load_images
+from facearith.data.labels import read_table
+from facearith.features import linear
+from facearith.features.extract import embed
 from facearith.fsutil import atomic_path
+from facearith.training import network
 
 
 def main(args) -> None:
     params = config.load(args.params)
     fp = params.features
-    device = model.resolve_device(params.train.device)
-    net, blob = model.load(args.model, device)
+    device = network.resolve_device(params.train.device)
+    net, blob = network.load(args.model, device)
     lin = linear.load(args.linear)
-    images = data.load_images(data.read_table(args.table).path.tolist())
-    indexed, network = features.embed(
-        net, blob["image_size"], lin, fp.fuse_weight.pair(), images, fp.batch_size, device
-    )
-    for path, feats in ((args.network, network), (args.out, indexed)):
+    images = load_images(read_table(args.table).path.tolist())
+    indexed, alone = embed(net, blob["image_size"], lin, fp.fuse_weight.pair(), images, fp.batch_size, device)
+    for path, feats in ((args.network, alone), (args.out, indexed)):
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.save(f, feats)
-    print(f"features: {indexed.shape[0]} x {indexed.shape[1]} (the network's: {network.shape[1]})")
+    print(f"features: {indexed.shape[0]} x {indexed.shape[1]} (the network's: {alone.shape[1]})")
 
 
 if __name__ == "__main__":

@@ -4,14 +4,17 @@ The features stage sets its features beside the network's; evaluate measures it 
 import _bootstrap  # noqa: F401  (this checkout's src/ first)
 import numpy as np
 
-from facearith import config, data, linear, runner
+from facearith import config, runner
+from facearith.data.images import load_images
+from facearith.data.labels import read_table
+from facearith.features import linear
 
 
 def main(args) -> None:
     size = config.load(args.params).linear.size
-    table = data.read_table(args.table)
+    table = read_table(args.table)
     rows = np.flatnonzero(table["selected"].to_numpy())
-    images = data.load_images(table.path.iloc[rows].tolist())
+    images = load_images(table.path.iloc[rows].tolist())
     model, scores = linear.fit_images(images, table.identity.iloc[rows], table.attribute.iloc[rows], size)
     linear.save(model, args.out)
     tried = ", ".join(f"{k}: {v:.3f}" for k, v in scores.items())

@@ -2,12 +2,13 @@
 
 import _bootstrap  # noqa: F401  (this checkout's src/ first)
 
-from facearith import config, data, runner
+from facearith import config, runner
+from facearith.data import splits
 from facearith.fsutil import atomic_path
 
 
 def main(args) -> None:
-    table, skipped = data.prepare_table(args.raw, config.load(args.params).prepare)
+    table, skipped = splits.prepare_table(args.raw, config.load(args.params).prepare)
     if skipped:
         print(f"prepare: {len(skipped)} files do not match prepare.pattern and were left out, e.g. {skipped[:5]}")
     with atomic_path(args.out) as tmp:

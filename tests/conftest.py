@@ -5,8 +5,11 @@ import threading
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+# the committed file-name pattern (prepare.pattern): JAFFE's naming, which the synthetic set uses too
+PATTERN = yaml.safe_load((ROOT / "params.yaml").read_text())["prepare"]["pattern"]
 JAFFE_ZIP = ROOT.parent / "shared" / "data" / "jaffe" / "jaffedbase.zip"
 JAFFE_SHA256 = "dea588fc4654d79366aa021fcdda78a81b2545d59339fa09d266ec8fb653d7be"
 

@@ -9,10 +9,10 @@ import pytest
 import yaml
 from PIL import Image
 
-from facearith import data
-from facearith.data import DataError
+from facearith.data import images, labels, sources, splits
+from facearith.errors import DataError
 
-from .conftest import JAFFE_SHA256, ROOT, stage_cmd
+from .conftest import JAFFE_SHA256, PATTERN, ROOT, stage_cmd
 
 
 def _tiff_bytes(mode="L", size=(8, 8)) -> bytes:
@@ -36,28 +36,28 @@ def _zip(path: Path, entries: dict[str, bytes], links: tuple[str, ...] = ()) -> 
 
 
 def test_parse_name():
-    n = data.parse_name("KA.HA1.29.tiff")
+    n = labels.parse_name("KA.HA1.29.tiff", PATTERN)
     assert (n.identity, n.attribute, n.repeat, n.image_id) == ("KA", "HA", 1, 29)
-    assert data.parse_name("README.txt") is None
-    assert data.parse_name("KA.HA.29.tiff") is None
+    assert labels.parse_name("README.txt", PATTERN) is None
+    assert labels.parse_name("KA.HA.29.tiff", PATTERN) is None
 
 
 def test_load_gray_converts_palette_and_names_bad_files(tmp_path):
     p = tmp_path / "KA.AN1.39.tiff"
     p.write_bytes(_tiff_bytes("P"))
-    arr = data.load_gray(p)
+    arr = images.load_gray(p)
     assert arr.dtype == np.uint8 and arr.shape == (8, 8) and (arr == 100).all()
     bad = tmp_path / "KA.AN2.40.tiff"
     bad.write_bytes(b"not an image")
     with pytest.raises(DataError, match="KA.AN2.40.tiff"):
-        data.load_gray(bad)
+        images.load_gray(bad)
 
 
 def test_extract_skips_non_images_and_strips_folders(tmp_path):
     z = _zip(tmp_path / "a.zip", {"jaffedbase/KA.HA1.29.tiff": _tiff_bytes(), "jaffedbase/README": b"hi"})
     out = tmp_path / "out"
     out.mkdir()
-    assert data.safe_extract_images(z, out) == ["KA.HA1.29.tiff"]
+    assert sources.safe_extract_images(z, out) == ["KA.HA1.29.tiff"]
     assert sorted(os.listdir(out)) == ["KA.HA1.29.tiff"]
 
 
@@ -67,42 +67,42 @@ def test_extract_skips_non_images_and_strips_folders(tmp_path):
         ({"../KA.HA1.29.tiff": b"x"}, (), "outside the target folder"),
         ({"/abs/KA.HA1.29.tiff": b"x"}, (), "outside the target folder"),
         ({}, ("jaffedbase/KA.HA1.29.tiff",), "symbolic link"),
-        ({"jaffedbase/readme.txt": b"x"}, (), "holds no images"),
+        ({"jaffedbase/readme.txt": b"x"}, (), "holds no .tiff or .tif images"),
     ],
 )
 def test_bad_archives_are_refused_and_leave_nothing(tmp_path, entries, links, message):
     z = _zip(tmp_path / "bad.zip", entries, links)
     dest = tmp_path / "raw"
     with pytest.raises(DataError, match=message):
-        data.fetch_jaffe(dest, archive=str(z))
+        sources.fetch_jaffe(dest, archive=str(z))
     assert not dest.exists()
     assert [p.name for p in tmp_path.iterdir()] == ["bad.zip"]  # no temporary folder left
 
 
 def test_missing_source_says_how_to_get_access(tmp_path):
     with pytest.raises(DataError, match="request access") as err:
-        data.fetch_jaffe(tmp_path / "raw")
+        sources.fetch_jaffe(tmp_path / "raw")
     assert "data.jaffe.archive" in str(err.value)
     with pytest.raises(DataError, match="does not exist"):
-        data.fetch_jaffe(tmp_path / "raw", archive=str(tmp_path / "nope.zip"))
+        sources.fetch_jaffe(tmp_path / "raw", archive=str(tmp_path / "nope.zip"))
 
 
 def test_jaffe_from_local_archive(tmp_path, jaffe_zip):
-    names = data.fetch_jaffe(tmp_path / "raw", archive=str(jaffe_zip), sha256=JAFFE_SHA256)
+    names = sources.fetch_jaffe(tmp_path / "raw", archive=str(jaffe_zip), sha256=JAFFE_SHA256)
     assert len(names) == 213
-    table, skipped = data.build_table(tmp_path / "raw")
+    table, skipped = labels.build_table(tmp_path / "raw", PATTERN)
     assert skipped == []
     assert table.identity.nunique() == 10 and table.attribute.nunique() == 7
     assert (table.groupby("identity").size()["KA"], table.groupby("attribute").size()["FE"]) == (23, 32)
-    assert data.select_one_per_pair(table).sum() == 70
+    assert splits.select_one_per_pair(table).sum() == 70
     # the 23 palette images load as grey like the rest
-    assert data.load_gray(tmp_path / "raw" / "KA.AN1.39.tiff").shape == (256, 256)
+    assert images.load_gray(tmp_path / "raw" / "KA.AN1.39.tiff").shape == (256, 256)
 
 
 def test_jaffe_over_http(tmp_path, jaffe_zip, http_root):
     folder, url = http_root
     (folder / "jaffedbase.zip").write_bytes(jaffe_zip.read_bytes())
-    names = data.fetch_jaffe(
+    names = sources.fetch_jaffe(
         tmp_path / "raw", url=f"{url}/jaffedbase.zip", sha256=JAFFE_SHA256, cache_dir=tmp_path / "dl"
     )
     assert len(names) == 213
@@ -113,9 +113,9 @@ def test_http_token_is_sent(tmp_path, jaffe_zip, http_root, monkeypatch):
     folder, url = http_root
     (folder / "jaffedbase.zip").write_bytes(jaffe_zip.read_bytes())
     with pytest.raises(DataError, match="HTTP 403.*access denied"):
-        data.fetch_jaffe(tmp_path / "raw", url=f"{url}/private/jaffedbase.zip", cache_dir=tmp_path / "dl")
+        sources.fetch_jaffe(tmp_path / "raw", url=f"{url}/private/jaffedbase.zip", cache_dir=tmp_path / "dl")
     monkeypatch.setenv("MY_TOKEN", "s3cret")
-    names = data.fetch_jaffe(
+    names = sources.fetch_jaffe(
         tmp_path / "raw", url=f"{url}/private/jaffedbase.zip", token_env="MY_TOKEN", cache_dir=tmp_path / "dl"
     )
     assert len(names) == 213
@@ -126,7 +126,7 @@ def test_http_cut_short_is_an_error_and_leaves_nothing(tmp_path, jaffe_zip, http
     (folder / "jaffedbase.zip").write_bytes(jaffe_zip.read_bytes())
     dl = tmp_path / "dl"
     with pytest.raises(DataError, match="jaffedbase.zip"):
-        data.fetch_jaffe(tmp_path / "raw", url=f"{url}/cut/jaffedbase.zip", cache_dir=dl)
+        sources.fetch_jaffe(tmp_path / "raw", url=f"{url}/cut/jaffedbase.zip", cache_dir=dl)
     assert not (tmp_path / "raw").exists()
     assert list(dl.iterdir()) == []
 
@@ -135,7 +135,7 @@ def test_http_truncated_file_is_refused(tmp_path, jaffe_zip, http_root):
     folder, url = http_root
     (folder / "jaffedbase.zip").write_bytes(jaffe_zip.read_bytes()[:5_000_000])
     with pytest.raises(DataError, match="not a readable zip archive"):
-        data.fetch_jaffe(tmp_path / "raw", url=f"{url}/jaffedbase.zip", cache_dir=tmp_path / "dl")
+        sources.fetch_jaffe(tmp_path / "raw", url=f"{url}/jaffedbase.zip", cache_dir=tmp_path / "dl")
     assert not (tmp_path / "raw").exists()
 
 
@@ -146,7 +146,7 @@ def test_http_tampered_file_fails_the_checksum(tmp_path, jaffe_zip, http_root):
     (folder / "jaffedbase.zip").write_bytes(bytes(payload))
     dl = tmp_path / "dl"
     with pytest.raises(DataError, match=f"expected {JAFFE_SHA256}"):
-        data.fetch_jaffe(tmp_path / "raw", url=f"{url}/jaffedbase.zip", sha256=JAFFE_SHA256, cache_dir=dl)
+        sources.fetch_jaffe(tmp_path / "raw", url=f"{url}/jaffedbase.zip", sha256=JAFFE_SHA256, cache_dir=dl)
     assert not (tmp_path / "raw").exists()
     assert list(dl.iterdir()) == []  # the bad download is not kept for next time
 
@@ -154,14 +154,14 @@ def test_http_tampered_file_fails_the_checksum(tmp_path, jaffe_zip, http_root):
 def test_http_missing_file(tmp_path, http_root):
     _, url = http_root
     with pytest.raises(DataError, match="HTTP 404"):
-        data.fetch_jaffe(tmp_path / "raw", url=f"{url}/nothing.zip", cache_dir=tmp_path / "dl")
+        sources.fetch_jaffe(tmp_path / "raw", url=f"{url}/nothing.zip", cache_dir=tmp_path / "dl")
     assert not (tmp_path / "raw").exists()
 
 
 def test_read_table_keeps_person_na(tmp_path):
     p = tmp_path / "t.csv"
     p.write_text("path,identity,attribute,repeat,image_id,selected\nx,NA,HA,1,2,True\n")
-    assert data.read_table(p).identity.tolist() == ["NA"]
+    assert labels.read_table(p).identity.tolist() == ["NA"]
 
 
 def test_corrupt_entry_is_refused_and_leaves_nothing(tmp_path):
@@ -172,7 +172,7 @@ def test_corrupt_entry_is_refused_and_leaves_nothing(tmp_path):
     raw[at + 100] ^= 0xFF
     z.write_bytes(bytes(raw))
     with pytest.raises(DataError, match="entry 'jaffedbase/KA.HA1.29.tiff' is damaged"):
-        data.fetch_jaffe(tmp_path / "raw", archive=str(z))
+        sources.fetch_jaffe(tmp_path / "raw", archive=str(z))
     assert not (tmp_path / "raw").exists()
 
 
@@ -186,11 +186,11 @@ def test_any_two_label_folder_with_its_own_pattern(tmp_path):
     (src / "README").write_text("about these faces")
     (src / "notes.txt").write_text("shot in 2024")
     Image.new("L", (8, 8)).save(src / "cover.png")  # an image whose name carries no labels
-    names, not_images = data.copy_folder(src, tmp_path / "raw")
+    names, not_images = sources.copy_folder(src, tmp_path / "raw")
     assert len(names) == 5 and not_images == ["README", "notes.txt"]  # only what Pillow opens is copied
     assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == sorted(names)
     pattern = r"^(?P<identity>[a-z]+)_(?P<attribute>[a-z]+)_(?P<image_id>\d+)$"
-    table, skipped = data.build_table(tmp_path / "raw", pattern)
+    table, skipped = labels.build_table(tmp_path / "raw", pattern)
     assert skipped == ["cover.png"]
     assert sorted(zip(table.identity, table.attribute, strict=True)) == [
         ("alice", "frown"),
@@ -199,26 +199,26 @@ def test_any_two_label_folder_with_its_own_pattern(tmp_path):
         ("bob", "smile"),
     ]
     assert table.image_id.tolist() == [1, 0, 3, 2]
-    assert {data.load_gray(p).shape for p in table.path} == {(30, 20)}
+    assert {images.load_gray(p).shape for p in table.path} == {(30, 20)}
 
 
 def test_bad_patterns_and_folders_are_named(tmp_path):
     with pytest.raises(DataError, match=r"lacks the named group\(s\) \['attribute'\]"):
-        data.compile_pattern(r"^(?P<identity>\w+)")
+        labels.compile_pattern(r"^(?P<identity>\w+)")
     with pytest.raises(DataError, match="not a valid regular expression"):
-        data.compile_pattern(r"^(?P<identity>")
+        labels.compile_pattern(r"^(?P<identity>")
     with pytest.raises(DataError, match="is not a folder"):
-        data.copy_folder(tmp_path / "nope", tmp_path / "raw")
+        sources.copy_folder(tmp_path / "nope", tmp_path / "raw")
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="holds no image files Pillow can read"):
-        data.copy_folder(tmp_path / "empty", tmp_path / "raw")
+        sources.copy_folder(tmp_path / "empty", tmp_path / "raw")
     (tmp_path / "empty" / "notes.txt").write_text("no faces here")
     with pytest.raises(DataError, match=r"holds no image files Pillow can read \(1 other files\)"):
-        data.copy_folder(tmp_path / "empty", tmp_path / "raw")
+        sources.copy_folder(tmp_path / "empty", tmp_path / "raw")
     (tmp_path / "raw").mkdir()
     (tmp_path / "raw" / "x.png").write_bytes(b"")
     with pytest.raises(DataError, match="no file in .* matches prepare.pattern"):
-        data.build_table(tmp_path / "raw")
+        labels.build_table(tmp_path / "raw", PATTERN)
     assert not any(p.name.startswith(".raw") for p in tmp_path.iterdir())
 
 
@@ -247,29 +247,29 @@ def _pairs_table(counts: dict[tuple[str, str], int]):
         for rep in range(1, n + 1):
             image_id += 1
             rows.append((f"{who}.{mood}{rep}.{image_id}.tiff", who, mood, rep, image_id))
-    return pd.DataFrame(rows, columns=data.TABLE_COLUMNS)
+    return pd.DataFrame(rows, columns=labels.TABLE_COLUMNS)
 
 
 def test_split_modes_on_a_tiny_table():
     counts = {("A", "HA"): 3, ("A", "SA"): 2, ("B", "HA"): 1, ("B", "SA"): 4}
     table = _pairs_table(counts)
     # seed: exactly today's one image per pair, the lowest repeat
-    seed = data.split(table, "seed")
-    assert list(seed) == list(data.select_one_per_pair(table))
+    seed = splits.split(table, "seed")
+    assert list(seed) == list(splits.select_one_per_pair(table))
     assert sorted(table[seed].repeat) == [1, 1, 1, 1] and seed.sum() == 4
     # images: one held out per pair that has two or more, all others train; no image in both splits
-    images = data.split(table, "images", seed=0)
+    images = splits.split(table, "images", seed=0)
     held = table[~images]
     assert sorted(zip(held.identity, held.attribute, strict=True)) == [("A", "HA"), ("A", "SA"), ("B", "SA")]
     assert images.sum() == len(table) - 3 and images.dtype == bool
     # seeded: the same seed draws the same images, other seeds draw others
-    assert list(images) == list(data.split(table, "images", seed=0))
-    draws = {tuple(data.split(table, "images", seed=s)) for s in range(20)}
+    assert list(images) == list(splits.split(table, "images", seed=0))
+    draws = {tuple(splits.split(table, "images", seed=s)) for s in range(20)}
     assert len(draws) > 1
     # independent of the table's row order
     shuffled = table.sample(frac=1, random_state=1)
-    assert set(shuffled[data.split(shuffled, "images", seed=0)].path) == set(table[images].path)
-    assert data.split(table, "all").all()
+    assert set(shuffled[splits.split(shuffled, "images", seed=0)].path) == set(table[images].path)
+    assert splits.split(table, "all").all()
 
 
 def test_pairs_split_holds_out_whole_pairs_in_seeded_folds():
@@ -282,7 +282,7 @@ def test_pairs_split_holds_out_whole_pairs_in_seeded_folds():
     pair = list(zip(table.identity, table.attribute, strict=True))
     held_pairs = []
     for fold in range(4):
-        train = data.split(table, "pairs", seed=0, folds=4, fold=fold)
+        train = splits.split(table, "pairs", seed=0, folds=4, fold=fold)
         assert train.dtype == bool
         trained = {p for p, t in zip(pair, train, strict=True) if t}
         held = {p for p, t in zip(pair, train, strict=True) if not t}
@@ -291,13 +291,13 @@ def test_pairs_split_holds_out_whole_pairs_in_seeded_folds():
         held_pairs.append(held)
     # the folds cover every pair exactly once
     assert sorted(p for h in held_pairs for p in h) == sorted(set(pair))
-    assert list(data.split(table, "pairs", seed=0, folds=4, fold=1)) == list(
-        data.split(table, "pairs", seed=0, folds=4, fold=1)
+    assert list(splits.split(table, "pairs", seed=0, folds=4, fold=1)) == list(
+        splits.split(table, "pairs", seed=0, folds=4, fold=1)
     )
-    assert {tuple(data.split(table, "pairs", seed=s, folds=4, fold=0)) for s in range(10)} != {
-        tuple(data.split(table, "pairs", seed=0, folds=4, fold=0))
+    assert {tuple(splits.split(table, "pairs", seed=s, folds=4, fold=0)) for s in range(10)} != {
+        tuple(splits.split(table, "pairs", seed=0, folds=4, fold=0))
     }
     with pytest.raises(ConfigError, match="prepare.fold is 4"):
-        data.split(table, "pairs", seed=0, folds=4, fold=4)
+        splits.split(table, "pairs", seed=0, folds=4, fold=4)
     with pytest.raises(ConfigError, match="prepare.folds is 17"):
-        data.split(table, "pairs", seed=0, folds=17, fold=0)
+        splits.split(table, "pairs", seed=0, folds=17, fold=0)

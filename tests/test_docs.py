@@ -9,7 +9,7 @@ import sys
 import pytest
 import yaml
 
-from facearith import tables
+from facearith.experiments import tables
 
 from .conftest import ROOT
 
@@ -45,7 +45,9 @@ def test_the_readme_is_one_page_with_the_quick_start_and_workflow_first():
 def test_the_generated_tables_are_current():
     """From results/grid.json, which neither a user's own `make repro` nor their baseline commit rewrites."""
     proc = subprocess.run(
-        [sys.executable, "-m", "facearith.report", "--root", str(ROOT), "--check"], capture_output=True, text=True
+        [sys.executable, "-m", "facearith.experiments.report", "--root", str(ROOT), "--check"],
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 0, proc.stderr
     readme = (ROOT / "README.md").read_text()

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from facearith import grid, report, tables
+from facearith.experiments import grid, report, tables
 
 
 def _record(name, seed, comp, rev="abc", error=None, ts="2026-11-27T10:00:00"):
@@ -146,7 +146,7 @@ def _project(root, runs, grid_line="jaffe"):
     """A git repository with the generated blocks empty or old, and a grid of `runs`."""
     (root / "results").mkdir()
     (root / "results/grid.json").write_text(json.dumps({"runs": runs}))
-    (root / "Makefile").write_text(f"grid:\n\tpython -m facearith.grid run {grid_line} -S x=1\n")
+    (root / "Makefile").write_text(f"grid:\n\tpython -m facearith.experiments.grid run {grid_line} -S x=1\n")
     (root / "README.md").write_text("# x\n<!-- headline:begin -->\n<!-- headline:end -->\n")
     (root / "docs").mkdir()
     (root / "docs/results.md").write_text("# log\n<!-- grid:begin -->\nold\n<!-- grid:end -->\n")

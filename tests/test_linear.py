@@ -3,9 +3,15 @@
 import numpy as np
 import pytest
 
-from facearith import evaluate, index, linear, synthetic
 from facearith.arithmetic import normalize
-from facearith.data import build_table, load_images
+from facearith.data import synthetic
+from facearith.data.images import load_images
+from facearith.data.labels import build_table
+from facearith.evaluation import protocols
+from facearith.features import extract, linear
+from facearith.search import exact
+
+from .conftest import PATTERN
 
 
 def _faces(rng, n_id=5, n_attr=4, per_pair=4, dim=120, nuisance=20.0):
@@ -27,10 +33,10 @@ def _faces(rng, n_id=5, n_attr=4, per_pair=4, dim=120, nuisance=20.0):
 def _scores(feats, ids, attrs):
     """Composition and transfer top-1 among the held-out (last per pair) rows, label vectors from them too."""
     held = np.arange(len(ids)) % 4 == 3
-    idx = evaluate.Indexed(feats[held], ids[held], attrs[held], index.ExactSearcher(feats[held]))
-    comp = evaluate.composition_records(idx, evaluate.all_pairs(ids[held], attrs[held]), 1).top1.mean()
+    idx = protocols.Indexed(feats[held], ids[held], attrs[held], exact.ExactSearcher(feats[held]))
+    comp = protocols.composition_records(idx, protocols.all_pairs(ids[held], attrs[held]), 1).top1.mean()
     n = int(held.sum())
-    tran = evaluate.transfer_records(idx, feats[held], ids[held], attrs[held], np.arange(n), depth=1).top1.mean()
+    tran = protocols.transfer_records(idx, feats[held], ids[held], attrs[held], np.arange(n), depth=1).top1.mean()
     return comp, tran
 
 
@@ -39,7 +45,7 @@ def test_lda_removes_a_strong_nuisance_and_composes_held_out_rows():
     fit_rows = np.arange(len(ids)) % 4 != 3  # three of four images per pair train; the fourth is held out
     size, scores = linear.choose_pca_size(x[fit_rows], ids[fit_rows], attrs[fit_rows])
     assert size in scores and scores[size] == max(scores.values()) and scores[size] > 0.95
-    model = linear.fit(x[fit_rows], ids[fit_rows], attrs[fit_rows], size)
+    model = linear.fit(x[fit_rows], ids[fit_rows], attrs[fit_rows], size, 32)
     assert model.identity.shape[1] == 4 and model.attribute.shape[1] == 3  # classes - 1 directions each
     feats = model.transform(x)
     assert feats.min() >= 0 and np.allclose(np.linalg.norm(feats, axis=1), 1, atol=1e-5)
@@ -58,7 +64,7 @@ def _fitted_on(images, ids, attrs, rows, size=32):
 
 def test_the_baseline_is_fitted_on_the_training_images_only(tmp_path):
     synthetic.generate(tmp_path, persons=3, images_per_pair=3, size=48, seed=0)
-    table, _ = build_table(tmp_path)
+    table, _ = build_table(tmp_path, PATTERN)
     images = load_images(table.path.tolist())
     fit_rows = (table.repeat == 1).to_numpy()
     ids, attrs = table.identity.to_numpy(), table.attribute.to_numpy()
@@ -83,14 +89,14 @@ def test_fusion_ranks_by_the_weighted_sum_of_both_cosines_and_fixes_what_each_al
     # four items, 0 and 1 alike, 2 and 3 alike; the first system misplaces 2, the second misplaces 0
     a = normalize(np.array([[3.0, 3], [3, 4], [2, 5], [0, 5]]))
     b = normalize(np.array([[5.0, 5], [2, 4], [5, 1], [3, 2]]))
-    fused = linear.fuse([(a, 0.5), (b, 0.5)])
+    fused = extract.fuse([(a, 0.5), (b, 0.5)])
     assert fused.dtype == np.float32 and np.allclose(np.linalg.norm(fused, axis=1), 1, atol=1e-6)
     # a fused search ranks by weight x the first cosine + (1 - weight) x the second
     np.testing.assert_allclose(fused @ fused.T, 0.5 * a @ a.T + 0.5 * b @ b.T, atol=1e-6)
-    f = linear.fuse([(a, 0.2), (b, 0.8)])
+    f = extract.fuse([(a, 0.2), (b, 0.8)])
     np.testing.assert_allclose(f @ f.T, 0.2 * a @ a.T + 0.8 * b @ b.T, atol=1e-6)
-    assert np.array_equal(linear.fuse([(a, 1.0), (b, 0.0)]), a.astype(np.float32))  # a block of weight 0 is left out
-    assert np.array_equal(linear.fuse([(a, 0.0), (b, 1.0)]), b.astype(np.float32))
+    assert np.array_equal(extract.fuse([(a, 1.0), (b, 0.0)]), a.astype(np.float32))  # a block of weight 0 is left out
+    assert np.array_equal(extract.fuse([(a, 0.0), (b, 1.0)]), b.astype(np.float32))
 
     def nearest(f: np.ndarray, q: int) -> int:
         s = f @ f[q]
@@ -105,16 +111,16 @@ def test_fusion_ranks_by_the_weighted_sum_of_both_cosines_and_fixes_what_each_al
 def test_fusion_refuses_mismatched_rows_and_weights():
     a, b = np.ones((3, 2)) / np.sqrt(2), np.ones((4, 2)) / np.sqrt(2)
     with pytest.raises(ValueError, match=r"different numbers of rows: \[3, 4\]"):
-        linear.fuse([(a, 0.5), (b, 0.5)])
+        extract.fuse([(a, 0.5), (b, 0.5)])
     with pytest.raises(ValueError, match="must be 0 or more and sum to 1"):
-        linear.fuse([(a, 1.2), (a, -0.2)])
+        extract.fuse([(a, 1.2), (a, -0.2)])
     with pytest.raises(ValueError, match="must be 0 or more and sum to 1"):
-        linear.fuse([(a, 0.5), (a, 0.2)])
+        extract.fuse([(a, 0.5), (a, 0.2)])
 
 
 def test_the_axes_are_the_features_halves_each_unit_length():
     x, ids, attrs = _faces(np.random.default_rng(2), per_pair=2)
-    model = linear.fit(x, ids, attrs, 16)
+    model = linear.fit(x, ids, attrs, 16, 32)
     identity, attribute = model.axes(x)
     assert np.allclose(np.linalg.norm(identity, axis=1), 1) and np.allclose(np.linalg.norm(attribute, axis=1), 1)
     # positive and negative parts of each LDA projection: identities - 1 and attributes - 1 directions, twice
@@ -124,7 +130,7 @@ def test_the_axes_are_the_features_halves_each_unit_length():
 
 def test_a_saved_model_embeds_new_images_as_the_fitted_one_and_bad_files_say_what_to_do(tmp_path):
     synthetic.generate(tmp_path / "raw", persons=3, images_per_pair=3, size=48, seed=0)
-    table, _ = build_table(tmp_path / "raw")
+    table, _ = build_table(tmp_path / "raw", PATTERN)
     images = load_images(table.path.tolist())
     fit_rows = np.flatnonzero((table.repeat == 1).to_numpy())
     model, scores = linear.fit_images(

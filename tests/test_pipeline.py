@@ -37,6 +37,30 @@ def _run(cmd: list[str], cwd: Path) -> str:
     return proc.stdout + proc.stderr
 
 
+def _exp_metrics(shown, name: str) -> dict:
+    """metrics/eval.json of the experiment `name` in `dvc exp show --json` output."""
+    if isinstance(shown, dict):
+        if shown.get("name") == name and isinstance(shown.get("data"), dict):
+            return shown["data"]["metrics"]["metrics/eval.json"]["data"]
+        shown = list(shown.values())
+    for value in shown if isinstance(shown, list) else []:
+        found = _exp_metrics(value, name)
+        if found:
+            return found
+    return {}
+
+
+def _top1(tree: dict, prefix: str = "") -> dict[str, float]:
+    """Every top-1 figure in a metrics tree, by its dotted key."""
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out |= _top1(value, f"{prefix}{key}.")
+        elif key == "top1":
+            out[prefix + key] = value
+    return out
+
+
 @pytest.fixture
 def repo(tmp_path):
     for name in ("dvc.yaml", "stages", "src", ".dvcignore", ".gitignore"):
@@ -61,7 +85,7 @@ def test_repro_metrics_diff_and_noop(repo):
     assert train_m["anchors_per_second"] == train_m["images_per_second"]  # blocks: each image forwarded once
     assert eval_m["composition"]["queries"] == 21 and 0 <= eval_m["composition"]["top1"] <= 1
     assert eval_m["composition_seed"]["queries"] == 10
-    assert eval_m["transfer"]["queries"] == 21 * 6 and eval_m["ngt"]["recall_at_1"] >= 0.99
+    assert eval_m["transfer"]["queries"] == 21 * 6 and eval_m["search"]["recall_at_1"] >= 0.99
     assert eval_m["heldout_images"]["composition"]["queries"] == 21  # the second image of each pair
     for base in ("network", "baseline_untrained", "baseline_pixels", "baseline_linear"):
         assert set(eval_m[base]) == {"composition", "transfer", "heldout_images", "gallery"}
@@ -83,6 +107,15 @@ def test_repro_metrics_diff_and_noop(repo):
     _run(["git", "commit", "-qm", "run 1"], repo)
 
     assert "up to date" in _run(["dvc", "repro"], repo)  # nothing changed: a no-op
+
+    # the other search backend, end to end in a copy of the repository: only index and evaluate run again, and
+    # where NGT's first hit was always the exact one (recall@1 1.0), exact search gives the same top-1 figures
+    out = _run(["dvc", "exp", "run", "--temp", "-S", "index.backend=exact", "--name", "exact"], repo)
+    assert "Running stage 'index'" in out and "Running stage 'train'" not in out
+    exact_m = _exp_metrics(json.loads(_run(["dvc", "exp", "show", "--json"], repo)), "exact")
+    assert exact_m["search"]["recall_at_1"] == 1.0
+    if eval_m["search"]["recall_at_1"] == 1.0:
+        assert _top1(exact_m) == _top1(eval_m) and len(_top1(eval_m)) > 20
 
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["train"]["epochs"] = 2
@@ -150,8 +183,8 @@ def test_stage_errors_are_one_clear_line(repo):
 
 
 def test_grid_runs_seeds_through_the_dvc_queue_and_collects_them(repo):
-    _run([sys.executable, "-m", "facearith.grid", "run", "tiny", "--vary", "train.seed=0,1"], repo)
-    _run([sys.executable, "-m", "facearith.grid", "collect", "--out", "grid.json"], repo)
+    _run([sys.executable, "-m", "facearith.experiments.grid", "run", "tiny", "--vary", "train.seed=0,1"], repo)
+    _run([sys.executable, "-m", "facearith.experiments.grid", "collect", "--out", "grid.json"], repo)
     runs = json.loads((repo / "grid.json").read_text())["runs"]
     assert [(r["name"], r["group"], r["params"]["train"]["seed"]) for r in runs] == [
         ("tiny-seed0", "tiny", 0),
@@ -164,8 +197,19 @@ def test_grid_runs_seeds_through_the_dvc_queue_and_collects_them(repo):
     # run one again with other params: the queue still lists the earlier run of that name as a success, and
     # the grid must wait for the new one (collect then keeps the newer)
     _run(
-        [sys.executable, "-m", "facearith.grid", "run", "tiny", "-S", "train.epochs=2", "--vary", "train.seed=0"], repo
+        [
+            sys.executable,
+            "-m",
+            "facearith.experiments.grid",
+            "run",
+            "tiny",
+            "-S",
+            "train.epochs=2",
+            "--vary",
+            "train.seed=0",
+        ],
+        repo,
     )
-    _run([sys.executable, "-m", "facearith.grid", "collect", "--out", "grid.json"], repo)
+    _run([sys.executable, "-m", "facearith.experiments.grid", "collect", "--out", "grid.json"], repo)
     runs = json.loads((repo / "grid.json").read_text())["runs"]
     assert [(r["name"], r["train"]["epochs"]) for r in runs] == [("tiny-seed0", 2), ("tiny-seed1", 1)]

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from facearith import evaluate
+from facearith.evaluation import run
 
 from .conftest import ROOT, stage_cmd
 from .test_pipeline import TINY, _merge
@@ -57,7 +57,7 @@ def answers(pipeline) -> pd.DataFrame:
     it, right answers and wrong ones, whatever model this CPU trained."""
     table = pd.read_csv(pipeline / "data/prepared/table.csv")
     feats = np.load(pipeline / "data/features.npy")
-    return evaluate.gallery_protocols(feats, table, table.selected.to_numpy(), depth=5)["gallery.composition"]
+    return run.measure(feats, table, 5)["gallery.composition"]
 
 
 def facearith(root: Path, *args: str) -> subprocess.CompletedProcess:

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from facearith.train import triplet_loss
-from facearith.triplets import (
+from facearith.training.losses import triplet_loss
+from facearith.training.triplets import (
     BY_ATTRIBUTE,
     BY_IDENTITY,
     block_batches,

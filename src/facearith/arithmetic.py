@@ -7,11 +7,14 @@ from collections.abc import Iterable
 import numpy as np
 
 
+def unit(x: np.ndarray) -> np.ndarray:
+    """Each row (the last axis) scaled to unit L2 norm; an all-zero row stays zero."""
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
 def normalize(v: np.ndarray) -> np.ndarray:
-    """Clip negatives and scale to unit L2 norm along the last axis; an all-zero vector stays zero."""
-    v = np.maximum(np.asarray(v, dtype=np.float32), 0)
-    norm = np.linalg.norm(v, axis=-1, keepdims=True)
-    return np.divide(v, norm, out=np.zeros_like(v), where=norm > 0)
+    """The seed's normalisation: negatives clipped, then unit length, in float32."""
+    return unit(np.maximum(np.asarray(v, dtype=np.float32), 0))
 
 
 def label_vectors(features: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from facearith.query import run_query
 from facearith.runner import guard
 
 
@@ -18,8 +19,6 @@ def _table(results: list[dict]) -> str:
 
 
 def _query(args: argparse.Namespace) -> None:
-    from facearith.query import run_query
-
     answer = run_query(args)
     if args.json:
         print(json.dumps(answer, indent=2))

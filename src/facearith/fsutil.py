@@ -7,6 +7,7 @@ by the next write to the same target.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -95,6 +96,15 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
         raise
     _normal_mode(tmp, directory=False)
     os.replace(tmp, target)
+
+
+def sha256(path: str | os.PathLike) -> str:
+    """A file's SHA-256, read in blocks of 1 MiB."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
 
 
 def write_json(path: str | os.PathLike, data: Any) -> None:

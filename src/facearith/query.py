@@ -8,9 +8,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import yaml
 
-from facearith import arithmetic, config, data, index
-from facearith.errors import QueryError
+from facearith import arithmetic, config, pictures
+from facearith.data.images import load_gray
+from facearith.data.labels import read_table
+from facearith.errors import DataError, IndexMissingError, QueryError
+from facearith.fsutil import sha256
+from facearith.search import backends
 
 
 @dataclass
@@ -21,7 +26,7 @@ class Pipeline:
     root: Path
     table: object  # pandas.DataFrame of every image, in index order (the index holds them all)
     features: np.ndarray
-    searcher: index.NGTSearcher
+    searcher: backends.Searcher
     persons: dict[str, np.ndarray]
     expressions: dict[str, np.ndarray]
     model_path: Path
@@ -36,7 +41,7 @@ class Pipeline:
         needed = {
             "table": root / paths["table"],
             "features": root / paths["features"],
-            "index": root / paths["index"] / index.NGT_DIR,
+            "index": root / paths["index"],
             "model": root / paths["model"],
             "linear": root / paths["linear"],
         }
@@ -53,15 +58,15 @@ class Pipeline:
                 f"the last run in {root.resolve()} failed or was interrupted: {', '.join(missing)} "
                 f"{'is' if len(missing) == 1 else 'are'} missing. {_params_state(params_path)}"
             )
-        settings = index_settings(root / paths["index"], needed)
-        table = data.read_table(needed["table"])
+        settings = index_settings(needed["index"], needed)
+        table = read_table(needed["table"])
         mask = table["selected"].to_numpy()
         feats = np.load(needed["features"])
         if len(feats) != len(table):
             raise QueryError(f"{needed['features']} does not match {needed['table']}; run `dvc repro`")
         # the table's paths are relative to the pipeline's folder, which need not be the current one
         table["path"] = [p if os.path.isabs(p) else (root / p).as_posix() for p in table.path]
-        searcher = index.NGTSearcher(root / paths["index"], settings["epsilon"])  # as evaluate searched
+        searcher = backends.open_index(needed["index"])  # as evaluate searched, by settings.json
         if len(searcher) != len(table):
             raise QueryError(f"{needed['index']} does not hold every image of {needed['table']}; run `dvc repro`")
         # label vectors from the training images only; the search runs over every image, held out or not
@@ -80,16 +85,16 @@ class Pipeline:
 
     def image_features(self, path: str | os.PathLike) -> np.ndarray:
         """An image file's features (any format Pillow reads), as the features stage makes them."""
-        from facearith import features
+        from facearith.features.extract import embed  # torch: only for a question with an image
 
         if not Path(path).is_file():
             raise QueryError(f"image {path} does not exist")
         try:
-            img = data.load_gray(path)
-        except data.DataError as exc:
+            img = load_gray(path)
+        except DataError as exc:
             raise QueryError(str(exc)) from None
         net, blob, lin = self.model()
-        feature = features.embed(net, blob["image_size"], lin, self.fuse_weight, [img])[0][0]
+        feature = embed(net, blob["image_size"], lin, self.fuse_weight, [img], 1, "cpu")[0][0]
         if feature.shape != self.features.shape[1:]:
             raise QueryError(
                 f"an image's features have {feature.shape[0]} dimensions but the indexed ones "
@@ -100,10 +105,11 @@ class Pipeline:
 
     def model(self) -> tuple:
         """The trained network, its saved settings and PCA + LDA, loaded on first use."""
-        from facearith import linear, model
+        from facearith.features import linear  # torch: only for a question with an image
+        from facearith.training import network
 
         if self._model is None:
-            self._model = (*model.load(self.model_path), linear.load(self.linear_path))
+            self._model = (*network.load(self.model_path, "cpu"), linear.load(self.linear_path))
         return self._model
 
     def nearest_expression(self, feature: np.ndarray) -> str:
@@ -135,11 +141,11 @@ def index_settings(folder: Path, needed: dict[str, Path]) -> dict:
     """The index folder's settings.json, after checking that the features, the model and PCA + LDA are the ones
     it was built from: a query must embed and search as the pipeline did, whatever params.yaml says now."""
     try:
-        settings = index.read_settings(folder)
-    except index.IndexMissingError as exc:
+        settings = backends.read_settings(folder)
+    except IndexMissingError as exc:
         raise QueryError(str(exc)) from None
     for name in ("features", "model", "linear"):
-        if settings.get("sha256", {}).get(name) != index.sha256(needed[name]):
+        if settings.get("sha256", {}).get(name) != sha256(needed[name]):
             raise QueryError(
                 f"{needed[name]} is not the {name} file that {folder} was built from (changed since the last "
                 "`dvc repro`, or a stage was run alone); run `dvc repro`"
@@ -149,8 +155,6 @@ def index_settings(folder: Path, needed: dict[str, Path]) -> dict:
 
 def pipeline_paths(root: Path) -> dict[str, str]:
     """The pipeline's paths, as dvc.yaml declares them (its `vars: paths`), relative to `root`."""
-    import yaml
-
     spec_path = root / "dvc.yaml"
     if not spec_path.is_file():
         raise QueryError(f"no dvc.yaml in {root.resolve()}; run from the pipeline's folder or give --root")
@@ -205,16 +209,14 @@ def compose_query(
 
 def strip(pipe: Pipeline, described: dict, results: list[dict], out: str | os.PathLike) -> None:
     """One PNG: the query (the image, or the names) then its results, hits framed green, misses red."""
-    from facearith import pictures
-
     if "image" in described:
-        query, caption = data.load_gray(described["image"]), f"-{described['minus']} +{described['plus']}"
+        query, caption = load_gray(described["image"]), f"-{described['minus']} +{described['plus']}"
     else:
         query, caption = f"{described['person']} + {described['expression']}", "query"
     want_expr = described.get("expression") or described.get("plus")
     tiles = [
         (
-            data.load_gray(r["path"]),
+            load_gray(r["path"]),
             f"{r['person']} {r['expression']} {r['distance']:.3f}",
             r["expression"] == want_expr and described.get("person", r["person"]) == r["person"],
         )

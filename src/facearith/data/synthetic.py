@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from facearith.data import EXPRESSIONS
+# JAFFE's expression codes: angry, disgusted, afraid, happy, neutral, sad, surprised
+EXPRESSIONS = ("AN", "DI", "FE", "HA", "NE", "SA", "SU")
 
 # mouth curve (+ smile), mouth open, mouth width, brow tilt (+ inner end down), brow lift, eye open
 _EXPRESSION_SHAPES: dict[str, tuple[float, float, float, float, float, float]] = {

@@ -4,12 +4,12 @@
   zero-shot pairs, the synthetic held-out images), mean +- sd over seeds or folds;
 - docs/results.md, between `<!-- grid:begin/end -->`: every grid group, those that `make grid` no longer runs
   marked as history, each with the commit its runs started from.
-Both come from results/grid.json (what `python -m facearith.grid collect` writes), never from metrics/: a user's
-own `make repro` rewrites metrics/ (another CPU trains another model) and commits it as their baseline, and
-neither may make the docs stale.
+Both come from results/grid.json (what `python -m facearith.experiments.grid collect` writes), never from
+metrics/: a user's own `make repro` rewrites metrics/ (another CPU trains another model) and commits it as their
+baseline, and neither may make the docs stale.
 
-`python -m facearith.report` rewrites them; `--check` only says whether they are current (the tests run that);
-`--run` prints the table of the run in metrics/ instead (every protocol, every system it measured).
+`python -m facearith.experiments.report` rewrites them; `--check` only says whether they are current (the tests
+run that); `--run` prints the table of the run in metrics/ instead (every protocol, every system it measured).
 """
 
 from __future__ import annotations
@@ -21,8 +21,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from facearith.grid import groups
-from facearith.tables import (
+import yaml
+
+from facearith.experiments.grid import groups
+from facearith.experiments.tables import (
     GRID_BEGIN,
     GRID_END,
     HEADLINE_BEGIN,
@@ -32,6 +34,7 @@ from facearith.tables import (
     render,
     results_table,
 )
+from facearith.fsutil import atomic_path
 
 
 def _commit_before(root: Path, timestamp: str) -> str:
@@ -52,13 +55,11 @@ def produced_groups(makefile: Path) -> set[str] | None:
     """The group names that `make grid` runs, read off the Makefile; None where there is none."""
     if not makefile.is_file():
         return None
-    return set(re.findall(r"facearith\.grid run (\S+)", makefile.read_text()))
+    return set(re.findall(r"facearith\.experiments\.grid run (\S+)", makefile.read_text()))
 
 
 def run_table(root: Path) -> str:
     """The table of the run in `root`'s metrics/ and params.yaml."""
-    import yaml
-
     read = [(root / name).read_text() for name in ("metrics/eval.json", "metrics/train.json", "params.yaml")]
     return results_table(json.loads(read[0]), json.loads(read[1]), yaml.safe_load(read[2]))
 
@@ -109,8 +110,6 @@ def main(argv: list[str] | None = None) -> int:
             same = _without_commits if without_commits else str
             stale += [] if same(current) == same(table) else [name]
         elif current != table:
-            from facearith.fsutil import atomic_path
-
             with atomic_path(path) as tmp:
                 tmp.write_text(render(text, table, begin, end))
     if not found:

@@ -1,14 +1,14 @@
 """Seeds (or folds) as a DVC experiment grid, and the numbers the results tables are made of.
 
-python -m facearith.grid run NAME [-S key=value ...] [--vary train.seed=0,1,2]
+python -m facearith.experiments.grid run NAME [-S key=value ...] [--vary train.seed=0,1,2]
     queues one `dvc exp run --queue` per value of the varied key (named NAME-seed0, NAME-seed1, ...),
     then `dvc queue start` and waits for each to finish;
-python -m facearith.grid collect [--out results/grid.json]
+python -m facearith.experiments.grid collect [--out results/grid.json]
     reads `dvc exp show --json` and keeps every experiment named like that: its group, the varied value,
     its params and metrics, and this machine's CPU (the queue runs experiments where it is started, so
     collect where you ran the grid), beside the runs the file already holds (a newer run of a name
     replaces its earlier one). DVC keeps experiments as local git refs, so this file is what is committed;
-    `python -m facearith.report` renders the README's and docs/results.md's tables from it.
+    `python -m facearith.experiments.report` renders the README's and docs/results.md's tables from it.
 """
 
 from __future__ import annotations
@@ -21,9 +21,12 @@ import platform
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from facearith.fsutil import write_json
 
 GRID_FILE = "results/grid.json"
 # NAME-seed0, NAME-fold3: the group, and which key varied with which value
@@ -176,8 +179,6 @@ def _status() -> str:
 def wait_for(names: Sequence[str], earlier: set[str], poll_s: float = 5.0) -> dict[str, str]:
     """Block until the tasks of `names` that are not among the `earlier` task ids have all ended; report
     each as it ends, and return each name's final state."""
-    import time
-
     reported: set[str] = set()
     idle_polls = 0
     while True:
@@ -227,8 +228,6 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     earlier = json.loads(out.read_text())["runs"] if out.is_file() else []
     runs = collect(shown, machine_description(), earlier)
-    from facearith.fsutil import write_json
-
     write_json(args.out, {"runs": runs})
     print(f"grid: {len(runs)} experiments in {len(groups(runs))} groups -> {args.out}")
     return 0

@@ -15,15 +15,16 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from facearith.arithmetic import unit
+from facearith.data.tensors import to_batch
 from facearith.errors import ModelError
+from facearith.fsutil import atomic_path
 
 PCA_SIZES = (8, 16, 24, 32, 48, 64, 96, 128)
 
 
-def pixels(images: Sequence[np.ndarray], size: int = 32) -> np.ndarray:
+def pixels(images: Sequence[np.ndarray], size: int) -> np.ndarray:
     """Images downscaled to size x size, each standardised (zero mean, unit variance) against lighting."""
-    from facearith.features import to_batch
-
     x = to_batch(images, size).flatten(1).numpy().astype(np.float64)
     x -= x.mean(axis=1, keepdims=True)
     return x / np.maximum(x.std(axis=1, keepdims=True), 1e-8)
@@ -57,7 +58,7 @@ class Linear:
     pca: np.ndarray  # (D, k)
     identity: np.ndarray  # (k, identities - 1)
     attribute: np.ndarray  # (k, attributes - 1)
-    size: int = 32  # the pixels' side (pixels())
+    size: int  # the pixels' side (pixels(), linear.size)
 
     def embed(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """Features of any images (grey uint8 arrays of any size)."""
@@ -73,8 +74,7 @@ class Linear:
         z = (x - self.mean) @ self.pca
         parts = []
         for w in (self.identity, self.attribute):
-            p = z @ w
-            p /= np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-12)
+            p = unit(z @ w)
             parts.append(np.concatenate([np.maximum(p, 0), np.maximum(-p, 0)], axis=1))
         return parts[0], parts[1]
 
@@ -82,12 +82,20 @@ class Linear:
         return (np.concatenate(self.axes(x), axis=1) / np.sqrt(2)).astype(np.float32)
 
 
-def fit(x: np.ndarray, identities: np.ndarray, attributes: np.ndarray, pca_size: int, size: int = 32) -> Linear:
+def fit(x: np.ndarray, identities: np.ndarray, attributes: np.ndarray, pca_size: int, size: int) -> Linear:
+    """PCA + LDA on pixels `x` (`pixels` of images `size` px a side)."""
+    return Linear(*_projections(x, identities, attributes, pca_size), size)
+
+
+def _projections(
+    x: np.ndarray, identities: np.ndarray, attributes: np.ndarray, pca_size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The mean, the PCA basis and each axis's LDA directions in it."""
     mean = x.mean(axis=0)
     _, _, vt = np.linalg.svd(x - mean, full_matrices=False)
     pca = vt[:pca_size].T
     z = (x - mean) @ pca
-    return Linear(mean, pca, lda(z, np.asarray(identities)), lda(z, np.asarray(attributes)), size)
+    return mean, pca, lda(z, np.asarray(identities)), lda(z, np.asarray(attributes))
 
 
 def _nearest_mean_accuracy(train_z: np.ndarray, train_y: np.ndarray, test_z: np.ndarray, test_y: np.ndarray) -> float:
@@ -113,29 +121,16 @@ def choose_pca_size(
         accs = []
         for part in parts:
             rest = np.setdiff1d(order, part)
-            model = fit(x[rest], identities[rest], attributes[rest], size)
-            z_fit, z_val = (x[rest] - model.mean) @ model.pca, (x[part] - model.mean) @ model.pca
-            for w, y in ((model.identity, identities), (model.attribute, attributes)):
+            mean, pca, w_id, w_attr = _projections(x[rest], identities[rest], attributes[rest], size)
+            z_fit, z_val = (x[rest] - mean) @ pca, (x[part] - mean) @ pca
+            for w, y in ((w_id, identities), (w_attr, attributes)):
                 accs.append(_nearest_mean_accuracy(z_fit @ w, y[rest], z_val @ w, y[part]))
         scores[size] = float(np.mean(accs))
     return max(scores, key=scores.get), scores
 
 
-def fuse(blocks: Sequence[tuple[np.ndarray, float]]) -> np.ndarray:
-    """Feature blocks side by side (each row unit length in each), each scaled by the square root of its weight, so
-    that a search ranks by the sum of weight x that block's cosine: a late fusion. The weights are 0 or more and
-    sum to 1; a block of weight 0 is left out."""
-    weights = [w for _, w in blocks]
-    if any(w < 0 for w in weights) or not np.isclose(sum(weights), 1.0):
-        raise ValueError(f"fuse: the blocks' weights {weights} must be 0 or more and sum to 1")
-    rows = {len(b) for b, _ in blocks}
-    if len(rows) != 1:
-        raise ValueError(f"fuse: the blocks have different numbers of rows: {sorted(rows)}")
-    return np.concatenate([np.sqrt(w) * b for b, w in blocks if w > 0], axis=1).astype(np.float32)
-
-
 def fit_images(
-    images: Sequence[np.ndarray], identities: Sequence[str], attributes: Sequence[str], size: int = 32
+    images: Sequence[np.ndarray], identities: Sequence[str], attributes: Sequence[str], size: int
 ) -> tuple[Linear, dict[int, float]]:
     """PCA + LDA fitted on these (training) images, its PCA size chosen by cross-validation among them; and each
     tried size's cross-validated accuracy."""
@@ -149,8 +144,6 @@ def fit_images(
 
 def save(model: Linear, path: str | os.PathLike) -> None:
     """An .npz of the fitted arrays (no pickle), written atomically."""
-    from facearith.fsutil import atomic_path
-
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, **{k.name: np.asarray(getattr(model, k.name)) for k in fields(Linear)})
 

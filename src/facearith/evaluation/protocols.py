@@ -12,16 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 import pandas as pd
 
 from facearith.arithmetic import compose, label_vectors
-
-
-class Searcher(Protocol):
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]: ...
+from facearith.search.backends import Searcher
 
 
 @dataclass(frozen=True)
@@ -126,7 +122,7 @@ def composition_queries(idx: Indexed, pairs: Sequence[tuple[str, str]]) -> np.nd
     return np.stack([compose([id_vecs[i], attr_vecs[a]]) for i, a in pairs])
 
 
-def composition_records(idx: Indexed, pairs: Sequence[tuple[str, str]], depth: int = 10) -> pd.DataFrame:
+def composition_records(idx: Indexed, pairs: Sequence[tuple[str, str]], depth: int) -> pd.DataFrame:
     if not pairs:
         return _empty()
     return _records(idx, composition_queries(idx, pairs), pairs, depth, exclude=None)
@@ -171,7 +167,7 @@ def transfer_queries(
     return tq
 
 
-def transfer_records(idx: Indexed, *args, depth: int = 10, **kwargs) -> pd.DataFrame:
+def transfer_records(idx: Indexed, *args, depth: int, **kwargs) -> pd.DataFrame:
     """Transfer hits for the queries `transfer_queries(idx, *args, **kwargs)` builds."""
     tq = transfer_queries(idx, *args, **kwargs)
     if not tq.targets:
@@ -202,163 +198,17 @@ def composition(
     identities: np.ndarray,
     attributes: np.ndarray,
     pairs: Sequence[tuple[str, str]],
-    ks: Sequence[int] = (1, 5, 10),
+    ks: Sequence[int],
 ) -> dict[str, float | int | None]:
     """Composition hit rates for `pairs` over the indexed `features` (label vectors from them too)."""
     idx = Indexed(features, identities, attributes, searcher)
     return summarize(composition_records(idx, pairs, max(ks)), ks)
 
 
-def recall(ngt: Searcher, exact: Searcher, queries: np.ndarray, k: int = 10) -> dict[str, float]:
-    """How often NGT's first hit is the exact one, and the share of the exact top k that NGT finds."""
-    n_ids, _ = ngt.search(queries, k)
+def recall(index: Searcher, exact: Searcher, queries: np.ndarray, k: int) -> dict[str, float]:
+    """How often the index's first hit is the exact one, and the share of the exact top k that it finds."""
+    n_ids, _ = index.search(queries, k)
     e_ids, _ = exact.search(queries, k)
     at1 = float((n_ids[:, 0] == e_ids[:, 0]).mean())
     atk = float(np.mean([len(set(a) & set(b)) / len(b) for a, b in zip(n_ids, e_ids, strict=True)]))
     return {"recall_at_1": at1, f"recall_at_{k}": atk, "queries": len(queries)}
-
-
-# ---------------------------------------------------------------- the evaluate stage's protocols, all together
-
-
-def protocols(feats: np.ndarray, table: pd.DataFrame, sel: np.ndarray, depth: int) -> dict:
-    """Composition and transfer among the training images, and among the held-out images when there are any
-    (exact search). Held-out queries take their label vectors from the training images only: a user's
-    v(person) and v(expression) come from what was trained on, never from the images searched."""
-    from facearith.index import ExactSearcher
-
-    P, E = table.identity.to_numpy(), table.attribute.to_numpy()
-    idx = Indexed(feats[sel], P[sel], E[sel], ExactSearcher(feats[sel]))
-    n = int(sel.sum())
-    out = {
-        "composition": composition_records(idx, all_pairs(P[sel], E[sel]), depth),
-        "transfer": transfer_records(idx, feats[sel], P[sel], E[sel], np.arange(n), depth=depth),
-    }
-    held = ~sel
-    if held.any():
-        hidx = Indexed(feats[held], P[held], E[held], ExactSearcher(feats[held]), given_vectors=idx.vectors())
-        rows = hidx.known_rows()
-        out["heldout_images.composition"] = composition_records(hidx, hidx.askable_pairs(), depth)
-        out["heldout_images.transfer"] = transfer_records(
-            hidx, feats[held][rows], P[held][rows], E[held][rows], rows, depth=depth
-        )
-        # each held-out image's nearest person vector and nearest expression vector (training images' vectors)
-        id_vecs, attr_vecs = hidx.vectors()
-        out["heldout_images.identity"] = recognition_records(feats[held], P[held], id_vecs)
-        out["heldout_images.attribute"] = recognition_records(feats[held], E[held], attr_vecs)
-    return out
-
-
-def nest(records: dict[str, pd.DataFrame], ks: Sequence[int]) -> dict:
-    """{'a.b': records} to {'a': {'b': summary}}, the shape of metrics/eval.json."""
-    out: dict = {}
-    for key, rec in records.items():
-        node = out
-        *head, last = key.split(".")
-        for h in head:
-            node = node.setdefault(h, {})
-        node[last] = summarize(rec, ks)
-    return out
-
-
-@dataclass
-class Evaluation:
-    metrics: dict
-    records: dict[str, pd.DataFrame]  # the indexed features', per protocol
-
-
-def evaluate_all(
-    feats: np.ndarray,
-    table: pd.DataFrame,
-    ngt: Searcher,
-    baselines: dict[str, np.ndarray],
-    ks: Sequence[int],
-    seed_queries: int,
-    seed: int,
-) -> Evaluation:
-    """Every protocol on the indexed features, the seed's protocol, the gallery protocols through `ngt` (an
-    index of every image), NGT against exact search, and every protocol on each of `baselines` (named features
-    of every image: the network alone and the baselines), by exact search."""
-    from facearith.index import ExactSearcher
-
-    sel = table["selected"].to_numpy()
-    P, E = table.identity.to_numpy()[sel], table.attribute.to_numpy()[sel]
-    depth = max(ks)
-    trained = protocols(feats, table, sel, depth)
-    trained.update(gallery_protocols(feats, table, sel, depth, ngt))
-    metrics = nest(trained, ks)
-    chosen = composition(ExactSearcher(feats[sel]), feats[sel], P, E, seed_pairs(P, E, seed_queries, seed), (1,))
-    metrics["composition_seed"] = {"accuracy": chosen["top1"], "queries": chosen["queries"]}
-    everything = Indexed(feats, table.identity.to_numpy(), table.attribute.to_numpy(), ngt, vectors_from=sel)
-    queries = np.concatenate(
-        [composition_queries(everything, all_pairs(P, E)), transfer_queries(everything, feats[sel], P, E).vectors]
-    )
-    metrics["ngt"] = recall(ngt, ExactSearcher(feats), queries, 10)
-    for name, base in baselines.items():
-        metrics[name] = nest({**protocols(base, table, sel, depth), **gallery_protocols(base, table, sel, depth)}, ks)
-    return Evaluation(metrics, trained)
-
-
-def gallery_protocols(feats: np.ndarray, table: pd.DataFrame, sel: np.ndarray, depth: int, searcher=None) -> dict:
-    """Visual search over every image, trained on or held out: label vectors from the training images only;
-    composition of every pair that has both labels trained, and transfer from every such image to each other
-    expression, the query image excluded. A hit is any other image of the target pair."""
-    from facearith.index import ExactSearcher
-
-    P, E = table.identity.to_numpy(), table.attribute.to_numpy()
-    idx = Indexed(feats, P, E, searcher or ExactSearcher(feats), vectors_from=sel)
-    rows = idx.known_rows()
-    return {
-        "gallery.composition": composition_records(idx, idx.askable_pairs(), depth),
-        "gallery.transfer": transfer_records(idx, feats[rows], P[rows], E[rows], rows, depth=depth),
-    }
-
-
-def per_label(records: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
-    """Composition and transfer top-1 per person and per expression."""
-    comp, tran = records["composition"], records["transfer"]
-    return {
-        label: pd.DataFrame(
-            {"composition_top1": comp.groupby(col).top1.mean(), "transfer_top1": tran.groupby(col).top1.mean()}
-        )
-        .rename_axis(label)
-        .reset_index()
-        for col, label in (("identity", "person"), ("attribute", "expression"))
-    }
-
-
-def summary_line(metrics: dict) -> str:
-    """One line: held-out composition and transfer top-1 (what generalises) of the indexed features beside the
-    network alone, PCA + LDA, the untrained network and pixels when there are held-out images; the trained
-    images' and the seed's protocol after."""
-
-    def rate(tree: dict, *keys: str) -> str:
-        for key in keys:
-            tree = tree.get(key) or {}
-        return "-" if not isinstance(tree, float) else f"{tree:.3f}"
-
-    m = metrics
-    parts = []
-    if "heldout_images" in m:
-        held = [("indexed", m)] + [
-            (n, m.get(k, {}))
-            for n, k in (
-                ("network", "network"),
-                ("PCA + LDA", "baseline_linear"),
-                ("untrained", "baseline_untrained"),
-                ("pixels", "baseline_pixels"),
-            )
-        ]
-        parts.append(
-            "held-out composition / transfer top1: "
-            + ", ".join(
-                f"{name} {rate(t, 'heldout_images', 'composition', 'top1')} / "
-                f"{rate(t, 'heldout_images', 'transfer', 'top1')}"
-                for name, t in held
-            )
-        )
-    parts.append(
-        f"trained images {rate(m, 'composition', 'top1')} / {rate(m, 'transfer', 'top1')}; "
-        f"seed protocol {rate(m, 'composition_seed', 'accuracy')}"
-    )
-    return "evaluate: " + "; ".join(parts)

@@ -4,26 +4,16 @@ or beside PCA + LDA's (what is indexed)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from torchvision.transforms.v2 import functional as TF
 
+from facearith.arithmetic import unit
+from facearith.data.tensors import to_batch
 from facearith.errors import ConfigError
+from facearith.features.linear import Linear
 from facearith.runtime import tune_allocator
-
-if TYPE_CHECKING:
-    from facearith.linear import Linear
-
-
-def to_batch(images: Sequence[np.ndarray], size: int) -> torch.Tensor:
-    """Grey uint8 arrays of any size to a (N, 1, size, size) float tensor in [0, 1]."""
-    out = torch.empty((len(images), 1, size, size), dtype=torch.float32)
-    for i, img in enumerate(images):
-        t = torch.from_numpy(np.ascontiguousarray(img))[None]
-        out[i] = TF.resize(t, [size, size], antialias=True).float() / 255.0
-    return out
+from facearith.training.inference import for_inference
 
 
 @torch.inference_mode()
@@ -31,12 +21,10 @@ def extract(
     model: torch.nn.Module,
     images: Sequence[np.ndarray],
     size: int,
-    batch_size: int = 64,
-    device: str | torch.device = "cpu",
+    batch_size: int,
+    device: str | torch.device,
 ) -> np.ndarray:
     """Features of `images` (the model's 'features' output), as float32 of shape (N, D)."""
-    from facearith.model import for_inference
-
     tune_allocator()
     net = for_inference(model)
     chunks = []
@@ -48,10 +36,6 @@ def extract(
     return torch.cat(chunks).numpy().astype(np.float32)
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
 def network_axes(network: np.ndarray, members: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """The identity and the attribute half of split-embedding features (each member's [identity, attribute] /
     sqrt 2, the members side by side, model.Ensemble), each row unit length."""
@@ -60,7 +44,7 @@ def network_axes(network: np.ndarray, members: int = 1) -> tuple[np.ndarray, np.
     if 2 * members * half != width:
         raise ValueError(f"features: {width} columns cannot be {members} members' identity and attribute halves")
     x = network.reshape(n, members, 2, half)
-    return _unit(x[:, :, 0].reshape(n, -1)), _unit(x[:, :, 1].reshape(n, -1))
+    return unit(x[:, :, 0].reshape(n, -1)), unit(x[:, :, 1].reshape(n, -1))
 
 
 def _layout(model: torch.nn.Module) -> tuple[str, int]:
@@ -75,15 +59,13 @@ def embed(
     linear: Linear | None,
     fuse_weight: tuple[float, float],
     images: Sequence[np.ndarray],
-    batch_size: int = 64,
-    device: str | torch.device = "cpu",
+    batch_size: int,
+    device: str | torch.device,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The indexed features of `images` and the network's alone. The indexed ones fuse the network's with
     `linear`'s per axis: a search ranks by half of (identity weight x the network's identity cosine + the rest x
     PCA + LDA's) plus half of the same for the attribute (linear.fuse); with both weights 1 they are the
     network's. The seed's embedding has no halves and takes one weight for both."""
-    from facearith.linear import fuse
-
     network = extract(model, images, size, batch_size, device)
     w_id, w_attr = fuse_weight
     if w_id >= 1 and w_attr >= 1:
@@ -103,3 +85,16 @@ def embed(
             "model.embedding 'seed' has no identity and attribute halves: give both the same weight"
         )
     return fuse(blocks), network
+
+
+def fuse(blocks: Sequence[tuple[np.ndarray, float]]) -> np.ndarray:
+    """Feature blocks side by side (each row unit length in each), each scaled by the square root of its weight, so
+    that a search ranks by the sum of weight x that block's cosine: a late fusion. The weights are 0 or more and
+    sum to 1; a block of weight 0 is left out."""
+    weights = [w for _, w in blocks]
+    if any(w < 0 for w in weights) or not np.isclose(sum(weights), 1.0):
+        raise ValueError(f"fuse: the blocks' weights {weights} must be 0 or more and sum to 1")
+    rows = {len(b) for b, _ in blocks}
+    if len(rows) != 1:
+        raise ValueError(f"fuse: the blocks have different numbers of rows: {sorted(rows)}")
+    return np.concatenate([np.sqrt(w) * b for b, w in blocks if w > 0], axis=1).astype(np.float32)

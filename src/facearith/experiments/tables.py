@@ -3,30 +3,22 @@
 - `results_table`: one run's metrics/eval.json, every protocol, each system it measured;
 - `grid_tables`: each experiment group of results/grid.json, mean +- sd over its seeds or folds;
 - `headline_table`: the defaults' groups only, the README's one table.
-`facearith.report` decides where each goes and checks that the docs hold the current ones.
+`facearith.experiments.report` decides where each goes and checks that the docs hold the current ones.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from facearith.config import swa_first_epoch
-from facearith.grid import get, groups, mean_sd
+from facearith.evaluation.registry import PROTOCOLS as REGISTRY
+from facearith.evaluation.registry import Protocol
+from facearith.experiments.grid import get, groups, mean_sd
 
 GRID_BEGIN, GRID_END = "<!-- grid:begin -->", "<!-- grid:end -->"
 HEADLINE_BEGIN, HEADLINE_END = "<!-- headline:begin -->", "<!-- headline:end -->"
 
-# (row label, key path in metrics/eval.json)
-PROTOCOLS = [
-    ("composition (trained images)", "composition"),
-    ("transfer (trained images)", "transfer"),
-    ("composition, held-out images", "heldout_images.composition"),
-    ("transfer, held-out images", "heldout_images.transfer"),
-    ("person recognised, held-out images", "heldout_images.identity"),
-    ("expression recognised, held-out images", "heldout_images.attribute"),
-    ("composition, every image indexed", "gallery.composition"),
-    ("transfer, every image indexed", "gallery.transfer"),
-]
 FUSED, NETWORK, LINEAR = "network + PCA + LDA", "network", "PCA + LDA"
 BASELINES = [
     (LINEAR, "baseline_linear."),
@@ -96,10 +88,16 @@ def _rate(value: Any) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
-def results_table(evaluation: dict[str, Any], training: dict[str, Any], params: dict[str, Any]) -> str:
-    """A markdown table of top-1 (top-5) per protocol, for each system the run measured (the indexed one first)."""
+def results_table(
+    evaluation: dict[str, Any],
+    training: dict[str, Any],
+    params: dict[str, Any],
+    protocols: Mapping[str, Protocol] = REGISTRY,
+) -> str:
+    """A markdown table of top-1 (top-5) per protocol (the registry's), for each system the run measured (the
+    indexed one first)."""
     data = params["data"]["source"]
-    shown = _measured([(evaluation, params)], [key + ".top1" for _, key in PROTOCOLS])
+    shown = _measured([(evaluation, params)], [key + ".top1" for key in protocols])
     lines = [
         f"Data `{data}`, {training.get('epochs')} epochs in {training.get('seconds')} s on {training.get('device')}; "
         f"indexed: {_indexed(evaluation, params)}.",
@@ -107,7 +105,8 @@ def results_table(evaluation: dict[str, Any], training: dict[str, Any], params: 
         "| protocol | queries | " + " | ".join(f"{name} top-1 (top-5)" for name in shown) + " |",
         "| --- | --- |" + " --- |" * len(shown),
     ]
-    for label, key in PROTOCOLS:
+    for key, protocol in protocols.items():
+        label = protocol.label
         if get(evaluation, key) is None:
             continue
         cells = [

@@ -1,0 +1,61 @@
+"""Which images train and which are held out (params.yaml's prepare.split): images, pairs, the seed's choice, all."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+
+from facearith.config import PrepareParams
+from facearith.data.labels import build_table
+from facearith.errors import ConfigError
+
+
+def prepare_table(raw_dir: str | os.PathLike, p: PrepareParams) -> tuple[pd.DataFrame, list[str]]:
+    """The labelled table of `raw_dir` with the `selected` (training and indexed) rows, and the skipped names."""
+    table, skipped = build_table(raw_dir, p.pattern)
+    table["selected"] = split(table, p.split, p.seed, p.folds, p.fold)
+    return table, skipped
+
+
+def select_one_per_pair(table: pd.DataFrame) -> np.ndarray:
+    """The seed's choice: one image per (identity, attribute) pair, the lowest repeat, then the lowest id."""
+    order = table.sort_values(["identity", "attribute", "repeat", "image_id"])
+    first = order.groupby(["identity", "attribute"], sort=False).head(1).index
+    return table.index.isin(first)
+
+
+def fold_of_pairs(pairs: list[tuple[str, str]], folds: int, seed: int) -> dict[tuple[str, str], int]:
+    """Each pair in exactly one of `folds` folds, sizes differing by at most one, drawn with `seed`."""
+    order = np.random.default_rng(seed).permutation(len(pairs))
+    return {pairs[j]: i % folds for i, j in enumerate(order)}
+
+
+def split(table: pd.DataFrame, mode: str, seed: int = 0, folds: int = 5, fold: int = 0) -> np.ndarray:
+    """Which rows train (True) and which are held out (False); see params.yaml's prepare.split.
+
+    pairs: the (identity, attribute) pairs fall into `folds` seeded folds; every image of fold `fold`'s pairs
+    is held out (zero-shot: the network never sees the pair it is asked for)."""
+    if mode == "seed":
+        return select_one_per_pair(table)
+    if mode == "all":
+        return np.ones(len(table), dtype=bool)
+    if mode == "pairs":
+        pairs = sorted({(str(i), str(a)) for i, a in zip(table.identity, table.attribute, strict=True)})
+        if not 2 <= folds <= len(pairs):
+            raise ConfigError(f"prepare.folds is {folds}; it must be between 2 and the number of pairs ({len(pairs)})")
+        if not 0 <= fold < folds:
+            raise ConfigError(f"prepare.fold is {fold}; with prepare.folds {folds} it must be 0 to {folds - 1}")
+        held = {p for p, f in fold_of_pairs(pairs, folds, seed).items() if f == fold}
+        return np.array([(str(i), str(a)) not in held for i, a in zip(table.identity, table.attribute, strict=True)])
+    if mode != "images":
+        raise ValueError(f"unknown split {mode!r}")
+    rng = np.random.default_rng(seed)
+    train = np.ones(len(table), dtype=bool)
+    # pairs in sorted order, rows by (repeat, image id): the draw depends on the seed and the labels only
+    order = table.sort_values(["identity", "attribute", "repeat", "image_id"])
+    for _, rows in order.groupby(["identity", "attribute"], sort=True):
+        if len(rows) >= 2:
+            train[table.index.get_loc(rows.index[rng.integers(len(rows))])] = False
+    return train
