@@ -38,7 +38,7 @@ def extract(
 
 def network_axes(network: np.ndarray, members: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """The identity and the attribute half of split-embedding features (each member's [identity, attribute] /
-    sqrt 2, the members side by side, model.Ensemble), each row unit length."""
+    sqrt 2, the members side by side, network.Ensemble), each row unit length."""
     n, width = network.shape
     half = width // (2 * members)
     if 2 * members * half != width:
@@ -64,7 +64,7 @@ def embed(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The indexed features of `images` and the network's alone. The indexed ones fuse the network's with
     `linear`'s per axis: a search ranks by half of (identity weight x the network's identity cosine + the rest x
-    PCA + LDA's) plus half of the same for the attribute (linear.fuse); with both weights 1 they are the
+    PCA + LDA's) plus half of the same for the attribute (`fuse`); with both weights 1 they are the
     network's. The seed's embedding has no halves and takes one weight for both."""
     network = extract(model, images, size, batch_size, device)
     w_id, w_attr = fuse_weight

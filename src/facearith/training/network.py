@@ -167,7 +167,7 @@ class Ensemble(nn.Module):
 
 def build(p: ModelParams, num_classes: int, n_identities: int = 0, n_attributes: int = 0) -> FaceNet | Ensemble:
     """One network, or an Ensemble of `p.members` (each initialised from torch's generator in turn; training
-    seeds each member itself: train.train_selected)."""
+    seeds each member itself: members.train_selected)."""
     nets = [
         FaceNet(num_classes, p.arch, p.embedding, p.dim, p.pooling, p.pretrained, p.weights, n_identities, n_attributes)
         for _ in range(p.members)
