@@ -16,10 +16,8 @@ from PIL import Image
 from facearith.evaluation import run
 
 from .conftest import ROOT, stage_cmd
-from .test_pipeline import TINY, _merge
 
 BIN = Path(sys.executable).parent
-STAGES = ["data", "prepare", "linear", "train", "features", "index", "evaluate"]
 
 
 def _env() -> dict:
@@ -27,27 +25,8 @@ def _env() -> dict:
 
 
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pipe")
-    shutil.copy(ROOT / "dvc.yaml", root / "dvc.yaml")  # where the query command finds the pipeline's paths
-    # enough training for the tiny set to memorise its training images (composition 1.0 after 60 epochs on an AMD
-    # EPYC family 25, 0.95 once on family 26), but the tests ask less than that (below): another CPU trains another
-    # model. The seed's triplet batches: with 3 persons a block holds every person and 2-3 of the 7 expressions,
-    # which trains this set less well (blocks: composition 0.57 at 60 epochs). No weight averaging.
-    # The network alone is indexed (features.fuse_weight 1 on both axes): PCA + LDA on 21 training images of 3
-    # persons is weak (composition 0.43 on them), and the fusion with it stops short of that (0.90)
-    alone = {"fuse_weight": {"identity": 1.0, "attribute": 1.0}}
-    tiny = _merge(TINY, {"train": {"epochs": 60, "sampler": "triplets", "swa_from": 0.0}, "features": alone})
-    params = _merge(yaml.safe_load((ROOT / "params.yaml").read_text()), tiny)
-    (root / "params.yaml").write_text(yaml.safe_dump(params))
-    for stage in STAGES:
-        proc = subprocess.run(stage_cmd(stage), cwd=root, env=_env(), capture_output=True, text=True)
-        assert proc.returncode == 0, proc.stderr
-    # what holds on every CPU (each trains another model): the trained network composes its training images far
-    # better than the same network untrained; the queries below check ranks, not one exact answer
-    metrics = json.loads((root / "metrics/eval.json").read_text())
-    assert metrics["composition"]["top1"] >= metrics["baseline_untrained"]["composition"]["top1"] + 0.5, metrics
-    return root
+def pipeline(trained_pipeline):
+    return trained_pipeline
 
 
 @pytest.fixture(scope="module")

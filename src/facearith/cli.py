@@ -48,7 +48,19 @@ def main(argv: list[str] | None = None) -> None:
     q.add_argument("--json", action="store_true", help="print JSON instead of a table")
     q.add_argument("--out", help="write the query and its results as one PNG strip")
     q.add_argument("--root", default=".", help="the pipeline's folder (default: here)")
+    s = sub.add_parser("serve", help="a local search service and web page over the built pipeline")
+    s.add_argument("--root", default=".", help="the pipeline's folder (default: here)")
+    s.add_argument("--host", default="127.0.0.1", help="the address to listen on (default: this machine only)")
+    s.add_argument("--port", type=int, default=8000, help="the port (default 8000; 0: any free one)")
+    s.add_argument("--max-upload-mb", type=float, default=5.0, help="the largest image accepted (default 5)")
+    s.add_argument("--busy-wait-s", type=float, default=5.0, help="how long a request waits its turn (default 5)")
+    s.add_argument("--max-k", type=int, default=50, help="the most results one question may ask for (default 50)")
     args = ap.parse_args(argv)
+    if args.command == "serve":
+        from facearith.serve import serve  # the web framework only for the service, not for `facearith query`
+
+        guard("facearith serve", lambda: serve(args))
+        return
     if args.k < 1:
         ap.error("-k must be at least 1")
     if args.image and (args.person or args.expression):

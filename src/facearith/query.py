@@ -85,14 +85,18 @@ class Pipeline:
 
     def image_features(self, path: str | os.PathLike) -> np.ndarray:
         """An image file's features (any format Pillow reads), as the features stage makes them."""
-        from facearith.features.extract import embed  # torch: only for a question with an image
-
         if not Path(path).is_file():
             raise QueryError(f"image {path} does not exist")
         try:
             img = load_gray(path)
         except DataError as exc:
             raise QueryError(str(exc)) from None
+        return self.features_of(img)
+
+    def features_of(self, img: np.ndarray) -> np.ndarray:
+        """A grey image's features, as the features stage makes them."""
+        from facearith.features.extract import embed  # torch: only for a question with an image
+
         net, blob, lin = self.model()
         feature = embed(net, blob["image_size"], lin, self.fuse_weight, [img], 1, "cpu")[0][0]
         if feature.shape != self.features.shape[1:]:
@@ -199,12 +203,18 @@ def compose_query(
         return q, {"person": person, "expression": expression}
     if not plus:
         raise QueryError("--image needs --plus EXPRESSION (the expression to show)")
+    pipe.vector("expression", plus)  # a bad name is refused before the image is embedded
+    q, described = transfer_query(pipe, pipe.image_features(image), plus, minus)
+    return q, {"image": str(image), **described}
+
+
+def transfer_query(pipe: Pipeline, feature: np.ndarray, plus: str, minus: str | None) -> tuple[np.ndarray, dict]:
+    """An image's features moved from expression `minus` (None: the nearest expression vector) to `plus`."""
     v_plus = pipe.vector("expression", plus)
-    f = pipe.image_features(image)
     inferred = minus is None
-    minus = minus or pipe.nearest_expression(f)
-    q = arithmetic.compose([f, v_plus], [pipe.vector("expression", minus)])
-    return q, {"image": str(image), "plus": plus, "minus": minus, "minus_inferred": inferred}
+    minus = minus or pipe.nearest_expression(feature)
+    q = arithmetic.compose([feature, v_plus], [pipe.vector("expression", minus)])
+    return q, {"plus": plus, "minus": minus, "minus_inferred": inferred}
 
 
 def strip(pipe: Pipeline, described: dict, results: list[dict], out: str | os.PathLike) -> None:
