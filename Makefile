@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 # stage commands (`python stages/...`) and dvc resolve to the project's environment
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: venv repro test lint format bench compare results grid docs-check clean
+.PHONY: venv repro test browser screenshot lint format bench compare results grid docs-check clean
 
 venv: $(VENV)/.installed
 
@@ -16,8 +16,20 @@ $(VENV)/.installed: pyproject.toml
 repro: venv
 	dvc repro
 
-test: venv
+test: venv browser
 	$(PY) -m pytest -q
+
+# headless Chromium and its driver for the page's tests: Debian's packages, installed where this is root on
+# Debian (as CI and the project's machines are); elsewhere the browser tests are skipped, and CI fails without them
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } || \
+	  echo "make browser: no chromium here (Debian: apt-get install chromium chromium-driver)"
+
+# docs/serve.png, the README's picture of the page: the browser test over this checkout's pipeline (make repro)
+screenshot: venv browser
+	FACEARITH_PAGE_ROOT=. FACEARITH_SCREENSHOT=docs/serve.png $(PY) -m pytest -q tests/test_browser.py -k upload
 
 lint: venv
 	ruff check . && ruff format --check .
@@ -26,10 +38,12 @@ format: venv
 	ruff check --fix . && ruff format .
 
 # the seed's way against the project's (benchmarks/results.json), then time to accuracy on JAFFE: the recipe of
-# 2dd16ee and the defaults, 3 seeds each, side by side (benchmarks/time_to_accuracy.json; about 20 minutes here)
+# 2dd16ee and the defaults, 3 seeds each, side by side (benchmarks/time_to_accuracy.json; about 20 minutes here),
+# then `facearith serve`'s latency beside the command's cold start over this checkout's pipeline (serve.json)
 bench: venv
 	$(PY) benchmarks/run.py
 	$(PY) benchmarks/time_to_accuracy.py --archive $(JAFFE) --out benchmarks/time_to_accuracy.json
+	$(PY) benchmarks/serve.py --root . --out benchmarks/serve.json
 
 # experiments side by side: the params that differ between runs and the main metrics (not every column)
 compare: venv

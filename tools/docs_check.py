@@ -5,7 +5,9 @@ the copy's own `make repro` has rewritten metrics/ and dvc.lock, as on a newcome
 the test that runs this script (it would recurse); with `--tiny` only the tests marked `checkout`, those that
 read the checkout's own docs, params and grid (the rest run in the suite that called this). Placeholders stand
 for what a user brings: /path/to/jaffedbase.zip becomes the shared JAFFE copy (the command is skipped where
-there is none), /path/to/faces a folder of two-label images made from the synthetic set. `--tiny` commits a
+there is none), /path/to/faces a folder of two-label images made from the synthetic set. A command that ends in
+`&` (`facearith serve &`) runs in the background until the check ends, on a free port instead of 8000 (every
+`127.0.0.1:8000` of the commands after it too), and fails the check if it has stopped by then. `--tiny` commits a
 tiny configuration first and borrows this environment's .venv instead of installing one, so that the test suite
 can run the same commands in a few minutes.
 
@@ -19,6 +21,8 @@ import argparse
 import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -109,6 +113,12 @@ def two_label_folder(repo: Path, dest: Path) -> Path:
     return dest
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def run(tiny: bool, keep: bool) -> int:
     readme = (ROOT / "README.md").read_text()
     work = Path(tempfile.mkdtemp(prefix="facearith-docs-"))
@@ -125,6 +135,8 @@ def run(tiny: bool, keep: bool) -> int:
     sourced: list[str] = []
     failures = 0
     applied = False
+    port = free_port()
+    background: list[tuple[str, subprocess.Popen, Path]] = []
     try:
         for cmd in commands(readme):
             bare = re.sub(r"\s+#\s.*$", "", cmd)  # without its trailing comment
@@ -139,6 +151,19 @@ def run(tiny: bool, keep: bool) -> int:
                 actual = actual.replace("/path/to/faces", str(two_label_folder(repo, work / "faces")))
             if bare.startswith("source "):
                 sourced.append(bare)
+            actual = actual.replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+            if bare.endswith("&"):
+                log = work / f"background{len(background)}.log"
+                script = bare[:-1].strip().replace("facearith serve", f"facearith serve --port {port}", 1)
+                with open(log, "w") as out:
+                    proc = subprocess.Popen(
+                        ["bash", "-c", "\n".join(["set -e", *sourced, f"exec {script}"])],
+                        cwd=repo, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                        start_new_session=True,
+                    )  # fmt: skip
+                background.append((bare, proc, log))
+                print(f"bg      {bare}", flush=True)
+                continue
             start = time.monotonic()
             proc = subprocess.run(
                 ["bash", "-c", "\n".join(["set -e", *sourced, actual])],  # newlines: a comment ends with its line
@@ -161,7 +186,15 @@ def run(tiny: bool, keep: bool) -> int:
             if problems:
                 failures += 1
                 print(f"      {', '.join(problems)}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}", flush=True)
+        for bare, proc, log in background:
+            if proc.poll() is not None:
+                failures += 1
+                print(f"FAIL    {bare}  (stopped: exit {proc.returncode})\n{log.read_text()[-3000:]}", flush=True)
     finally:
+        for _, proc, _ in background:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=60)
         if keep:
             print(f"kept {work}")
         else:
