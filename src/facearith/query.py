@@ -98,7 +98,7 @@ class Pipeline:
         from facearith.features.extract import embed  # torch: only for a question with an image
 
         net, blob, lin = self.model()
-        feature = embed(net, blob["image_size"], lin, self.fuse_weight, [img], 1, "cpu")[0][0]
+        feature = embed(net, blob["image_size"], lin, self.fuse_weight, [img], 1, "cpu", prepared=True)[0][0]
         if feature.shape != self.features.shape[1:]:
             raise QueryError(
                 f"an image's features have {feature.shape[0]} dimensions but the indexed ones "
@@ -108,12 +108,14 @@ class Pipeline:
         return feature
 
     def model(self) -> tuple:
-        """The trained network, its saved settings and PCA + LDA, loaded on first use."""
+        """The trained network ready for inference (facearith.training.inference), its saved settings and
+        PCA + LDA, loaded on first use."""
         from facearith.features import linear  # torch: only for a question with an image
-        from facearith.training import network
+        from facearith.training import inference, network
 
         if self._model is None:
-            self._model = (*network.load(self.model_path, "cpu"), linear.load(self.linear_path))
+            net, blob = network.load(self.model_path, "cpu")
+            self._model = (inference.for_inference(net), blob, linear.load(self.linear_path))
         return self._model
 
     def nearest_expression(self, feature: np.ndarray) -> str:

@@ -23,10 +23,12 @@ def extract(
     size: int,
     batch_size: int,
     device: str | torch.device,
+    prepared: bool = False,
 ) -> np.ndarray:
-    """Features of `images` (the model's 'features' output), as float32 of shape (N, D)."""
+    """Features of `images` (the model's 'features' output), as float32 of shape (N, D). `prepared`: `model`
+    is for_inference's already (fusing takes 10-20 times one image's forward pass: a service keeps it)."""
     tune_allocator()
-    net = for_inference(model)
+    net = model if prepared else for_inference(model)
     chunks = []
     for start in range(0, len(images), batch_size):
         batch = to_batch(images[start : start + batch_size], size).to(device)
@@ -61,12 +63,13 @@ def embed(
     images: Sequence[np.ndarray],
     batch_size: int,
     device: str | torch.device,
+    prepared: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The indexed features of `images` and the network's alone. The indexed ones fuse the network's with
     `linear`'s per axis: a search ranks by half of (identity weight x the network's identity cosine + the rest x
     PCA + LDA's) plus half of the same for the attribute (`fuse`); with both weights 1 they are the
     network's. The seed's embedding has no halves and takes one weight for both."""
-    network = extract(model, images, size, batch_size, device)
+    network = extract(model, images, size, batch_size, device, prepared)
     w_id, w_attr = fuse_weight
     if w_id >= 1 and w_attr >= 1:
         return network, network
