@@ -14,6 +14,7 @@ import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from facearith import fsutil
 from facearith.config import DataParams
 from facearith.data import synthetic
 from facearith.data.images import is_image
@@ -120,7 +121,7 @@ def fetch_jaffe(
     else:
         raise DataError(f"no JAFFE source is set (data.jaffe.archive and data.jaffe.url are empty). {ACCESS_HELP}")
     if sha256:
-        actual = sha256(source)
+        actual = fsutil.sha256(source)  # `sha256` here is the expected checksum
         if actual.lower() != sha256.lower():
             if url and not archive:
                 source.unlink(missing_ok=True)  # a bad download must not be reused next time
