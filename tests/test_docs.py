@@ -20,7 +20,8 @@ def test_every_readme_command_runs_in_order_in_a_fresh_copy():
     )
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
-    ran = [line.split("  (")[0] for line in lines if line.startswith("ok ")]
+    # "bg": a command ending in & (the service), running until the check ended
+    ran = [line.split("  (")[0] for line in lines if line.startswith(("ok ", "bg "))]
     skipped = [line for line in lines if line.startswith("skip ")]
     readme = (ROOT / "README.md").read_text()
     blocks = "".join(re.findall(r"^```bash\n(.*?)^```", readme, flags=re.M | re.S))
@@ -31,6 +32,7 @@ def test_every_readme_command_runs_in_order_in_a_fresh_copy():
     # a newcomer's sequence: the tests run after their own `make repro`, which rewrote metrics/ and dvc.lock
     assert ran[:2] == ["ok    make repro", "ok    make test"]
     assert any("dvc exp run --temp -n mine -S data.source=folder" in line for line in ran)  # the folder example
+    assert "bg      facearith serve &" in ran  # and the curl lines after it asked it (--fail-with-body)
     assert lines[-1] == "docs-check: all commands ran"
 
 

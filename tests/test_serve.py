@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -161,6 +162,7 @@ def test_four_clients_with_one_request_in_ten_malformed_get_no_5xx_and_memory_st
     # no 5xx, and each malformed request a 4xx with its message
     assert set(seen) <= {(False, 200, False), (True, 400, True)}, seen
     assert seen[(True, 400, True)] == 100
+    assert _get(f"{url}/api/compose?person=BJ&expression=FE&k=2")[0] == 200  # and it goes on answering
     assert after <= before * 1.10, (before, after)
 
 
@@ -182,3 +184,17 @@ def test_the_service_benchmark_reports_latency_and_the_cold_start(trained_pipeli
         one, four = report[kind]
         assert (one["clients"], four["clients"]) == (1, 4) and 0 < one["p50_ms"] <= one["p99_ms"]
         assert report["cli_cold"][kind]["median_s"] > 0
+
+
+def test_a_question_that_waits_past_its_turn_gets_429(trained_pipeline):
+    from facearith.query import Pipeline
+    from facearith.serve import Refused, ServeSettings, Service
+
+    service = Service(Pipeline.open(trained_pipeline), ServeSettings(1 << 20, busy_wait_s=0.2, max_k=50))
+    assert service.run(service.compose, "BC", "HA", 2)["results"][0]["rank"] == 1
+    with service.lock:  # another question is being answered
+        start = time.perf_counter()
+        with pytest.raises(Refused, match="busy: another question is being answered") as refused:
+            service.run(service.compose, "BC", "HA", 2)
+        assert refused.value.status == 429 and time.perf_counter() - start >= 0.2
+    assert service.run(service.compose, "BC", "HA", 2)["results"][0]["rank"] == 1
