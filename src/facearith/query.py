@@ -66,7 +66,7 @@ class Pipeline:
             raise QueryError(f"{needed['features']} does not match {needed['table']}; run `dvc repro`")
         # the table's paths are relative to the pipeline's folder, which need not be the current one
         table["path"] = [p if os.path.isabs(p) else (root / p).as_posix() for p in table.path]
-        searcher = backends.open_index(needed["index"])  # as evaluate searched, by settings.json
+        searcher = backends.open_index(needed["index"], settings)  # as evaluate searched
         if len(searcher) != len(table):
             raise QueryError(f"{needed['index']} does not hold every image of {needed['table']}; run `dvc repro`")
         # label vectors from the training images only; the search runs over every image, held out or not

@@ -56,7 +56,6 @@ class Service:
     def __init__(self, pipe: query.Pipeline, settings: ServeSettings) -> None:
         self.pipe, self.settings = pipe, settings
         self.lock = threading.Lock()
-        self.rows = {path: row for row, path in enumerate(pipe.table.path)}
         self.thumbnails: dict[int, bytes] = {}
         pipe.model()  # loaded now: the first image question should not pay for it
 

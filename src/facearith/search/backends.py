@@ -68,7 +68,8 @@ def read_settings(folder: str | os.PathLike) -> dict[str, Any]:
     return settings
 
 
-def open_index(folder: str | os.PathLike) -> Searcher:
-    """The index in `folder`, searched by the backend and the settings it was built with."""
-    settings = read_settings(folder)
+def open_index(folder: str | os.PathLike, settings: dict[str, Any] | None = None) -> Searcher:
+    """The index in `folder`, searched by the backend and the settings it was built with (`settings`, when the
+    caller has read them already)."""
+    settings = settings or read_settings(folder)
     return BACKENDS[settings["backend"]].open_searcher(Path(folder), settings)
