@@ -1,5 +1,5 @@
 """Stage features: every image's features, in the table's row order: the indexed ones (the network's beside
-PCA + LDA's per axis, features.fuse_weight) and the network's alone."""
+PCA + LDA's per axis, weighted as stage fuse chose) and the network's alone."""
 
 import _bootstrap  # noqa: F401  (this checkout's src/ first)
 import numpy as np
@@ -7,7 +7,7 @@ import numpy as np
 from facearith import config, runner
 from facearith.data.images import load_images
 from facearith.data.labels import read_table
-from facearith.features import linear
+from facearith.features import choice, linear
 from facearith.features.extract import embed
 from facearith.fsutil import atomic_path
 from facearith.training import network
@@ -19,8 +19,9 @@ def main(args) -> None:
     device = network.resolve_device(params.train.device)
     net, blob = network.load(args.model, device)
     lin = linear.load(args.linear)
+    weights = choice.load(args.fuse).pair()  # stage fuse's
     images = load_images(read_table(args.table).path.tolist())
-    indexed, alone = embed(net, blob["image_size"], lin, fp.fuse_weight.pair(), images, fp.batch_size, device)
+    indexed, alone = embed(net, blob["image_size"], lin, weights, images, fp.batch_size, device)
     for path, feats in ((args.network, alone), (args.out, indexed)):
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.save(f, feats)
@@ -28,4 +29,4 @@ def main(args) -> None:
 
 
 if __name__ == "__main__":
-    runner.stage("features", main, __doc__, "params", "table", "model", "linear", "out", "network")
+    runner.stage("features", main, __doc__, "params", "table", "model", "linear", "fuse", "out", "network")

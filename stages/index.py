@@ -1,7 +1,7 @@
 """Stage index: a search index (index.backend) of every image's features, trained on or held out (id = table
-row), and beside it what shaped it (settings.json): the backend and its settings, the fuse weights, and the
-checksums of the features, the model and PCA + LDA they came from, so that `facearith query` searches as the
-pipeline did."""
+row), and beside it what shaped it (settings.json): the backend and its settings, the fuse weights and how stage
+fuse chose them, and the checksums of the features, the model and PCA + LDA they came from, so that `facearith
+query` embeds and searches as the pipeline did."""
 
 import _bootstrap  # noqa: F401  (this checkout's src/ first)
 import numpy as np
@@ -9,6 +9,7 @@ import numpy as np
 from facearith import config, runner
 from facearith.data.labels import read_table
 from facearith.errors import IndexMissingError
+from facearith.features.choice import load as load_fuse
 from facearith.fsutil import sha256
 from facearith.search import backends
 
@@ -18,10 +19,11 @@ def main(args) -> None:
     feats = np.load(args.features)
     if len(feats) != len(read_table(args.table)):
         raise IndexMissingError(f"{args.features} does not match {args.table}; run `dvc repro features`")
-    w_id, w_attr = params.features.fuse_weight.pair()
+    choice = load_fuse(args.fuse)
     files = {"features": args.features, "model": args.model, "linear": args.linear}
     extra = {
-        "fuse_weight": {"identity": w_id, "attribute": w_attr},
+        "fuse_weight": {"identity": choice.identity, "attribute": choice.attribute},
+        "fuse_choice": choice.metrics(),  # how they were chosen (stage fuse)
         "sha256": {name: sha256(path) for name, path in files.items()},
     }
     backends.build(feats, args.out, params.index, extra)
@@ -29,4 +31,4 @@ def main(args) -> None:
 
 
 if __name__ == "__main__":
-    runner.stage("index", main, __doc__, "params", "table", "features", "model", "linear", "out")
+    runner.stage("index", main, __doc__, "params", "table", "features", "model", "linear", "fuse", "out")

@@ -173,9 +173,12 @@ class FuseWeights:
 
 @dataclass(frozen=True)
 class FeaturesParams:
-    """features: feature extraction, and the network's weight per axis in the indexed features beside PCA + LDA's."""
+    """features: feature extraction, and the network's weight per axis in the indexed features beside PCA + LDA's:
+    chosen on the training images (fuse: inner, facearith.features.fusion) or fixed (fuse_weight)."""
 
     batch_size: int = at_least(1, "at least 1")
+    fuse: str = choices("inner", "fixed")
+    fuse_steps: int = at_least(1, "at least 1 (the weights tried are 0, 1/steps, ..., 1)")
     fuse_weight: FuseWeights
 
 

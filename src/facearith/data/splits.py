@@ -59,3 +59,20 @@ def split(table: pd.DataFrame, mode: str, seed: int = 0, folds: int = 5, fold: i
         if len(rows) >= 2:
             train[table.index.get_loc(rows.index[rng.integers(len(rows))])] = False
     return train
+
+
+def inner_split(table: pd.DataFrame, mode: str, seed: int, folds: int) -> np.ndarray:
+    """Among training rows only: which train an inner model (True) and which it is scored on, held out as
+    `mode` (prepare.split) holds out: a fold of the pairs for `pairs`, else one image of each pair."""
+    if mode == "pairs":
+        n_pairs = len({(str(i), str(a)) for i, a in zip(table.identity, table.attribute, strict=True)})
+        mask = split(table, "pairs", seed, min(folds, n_pairs), 0)
+    else:
+        mask = split(table, "images", seed)
+    if mask.all() or not mask.any():
+        raise ConfigError(
+            f"features.fuse 'inner' holds out part of the training images to choose the fuse weights, but no pair "
+            f"of the {len(table)} training images has a second image (prepare.split '{mode}'); set features.fuse "
+            "to 'fixed' (features.fuse_weight)"
+        )
+    return mask

@@ -1,2 +1,2 @@
-"""Features: the network's (extract), PCA + LDA's (linear), the two fused per axis (extract.embed), and what
-they are compared with (baselines)."""
+"""Features: the network's (extract), PCA + LDA's (linear), the two fused per axis (extract.embed) with weights
+chosen on the training images (fusion) and recorded (choice), and what they are compared with (baselines)."""

@@ -49,7 +49,7 @@ def network_axes(network: np.ndarray, members: int = 1) -> tuple[np.ndarray, np.
     return unit(x[:, :, 0].reshape(n, -1)), unit(x[:, :, 1].reshape(n, -1))
 
 
-def _layout(model: torch.nn.Module) -> tuple[str, int]:
+def layout(model: torch.nn.Module) -> tuple[str, int]:
     """The model's embedding (model.embedding) and how many networks its features come from (model.members)."""
     members = list(getattr(model, "members", [model]))
     return members[0].embedding, len(members)
@@ -70,13 +70,28 @@ def embed(
     PCA + LDA's) plus half of the same for the attribute (`fuse`); with both weights 1 they are the
     network's. The seed's embedding has no halves and takes one weight for both."""
     network = extract(model, images, size, batch_size, device, prepared)
-    w_id, w_attr = fuse_weight
-    if w_id >= 1 and w_attr >= 1:
+    if fuse_weight[0] >= 1 and fuse_weight[1] >= 1:
         return network, network
     if linear is None:
         raise ValueError(f"features: fuse weights of {fuse_weight} need the linear model beside the network")
-    embedding, members = _layout(model)
-    lin_id, lin_attr = linear.embed_axes(images)
+    embedding, members = layout(model)
+    return fused(network, linear.embed_axes(images), fuse_weight, embedding, members), network
+
+
+def fused(
+    network: np.ndarray,
+    linear_axes: tuple[np.ndarray, np.ndarray],
+    fuse_weight: tuple[float, float],
+    embedding: str,
+    members: int,
+) -> np.ndarray:
+    """The network's features beside PCA + LDA's identity and attribute parts (`Linear.embed_axes`), weighted per
+    axis (`embed`); the one place the indexed features are put together, for the features stage and for the rule
+    that chooses the weights (facearith.features.fusion)."""
+    w_id, w_attr = fuse_weight
+    if w_id >= 1 and w_attr >= 1:
+        return network
+    lin_id, lin_attr = linear_axes
     if embedding == "split":
         net_id, net_attr = network_axes(network, members)
         blocks = [(net_id, w_id / 2), (lin_id, (1 - w_id) / 2), (net_attr, w_attr / 2), (lin_attr, (1 - w_attr) / 2)]
@@ -87,7 +102,7 @@ def embed(
             f"params: 'features.fuse_weight' is {w_id} for identity and {w_attr} for attribute, but "
             "model.embedding 'seed' has no identity and attribute halves: give both the same weight"
         )
-    return fuse(blocks), network
+    return fuse(blocks)
 
 
 def fuse(blocks: Sequence[tuple[np.ndarray, float]]) -> np.ndarray:

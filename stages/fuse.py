@@ -1,0 +1,32 @@
+"""Stage fuse: the weights of the network's features beside PCA + LDA's in the index, per axis: chosen on the
+training images alone (features.fuse: inner; a network trained on part of them, scored on the rest), or
+params' features.fuse_weight (fixed). The features stage uses them; index records them beside the index."""
+
+import _bootstrap  # noqa: F401  (this checkout's src/ first)
+
+from facearith import config, runner
+from facearith.data.labels import read_table
+from facearith.features import choice as fuse_choice
+from facearith.features import fusion
+from facearith.fsutil import write_json
+from facearith.training import network
+
+
+def main(args) -> None:
+    params = config.load(args.params)
+    choice = fusion.decide(read_table(args.table), params, network.resolve_device(params.train.device))
+    fuse_choice.save(choice, args.out)
+    write_json(args.metrics, choice.metrics())
+    how = "fixed by features.fuse_weight"
+    if choice.rule == "inner":
+        inner, chosen = choice.inner, choice.metrics()["inner"]
+        how = (
+            f"chosen on {inner['heldout']} of the training images held out from an inner network trained on "
+            f"{inner['trained']} in {inner['seconds']:.0f} s (their score {chosen['chosen']['score']:.3f}; the "
+            f"network alone {chosen['network']['score']:.3f}, PCA + LDA {chosen['linear']['score']:.3f})"
+        )
+    print(f"fuse: identity {choice.identity:g}, attribute {choice.attribute:g}, {how}")
+
+
+if __name__ == "__main__":
+    runner.stage("fuse", main, __doc__, "params", "table", "out", "metrics")
