@@ -48,7 +48,7 @@ bench: venv
 # experiments side by side: the params that differ between runs and the main metrics (not every column)
 compare: venv
 	dvc exp show --no-pager --md --only-changed \
-	  --drop '^(data|models|stages|src)/|(^|:)(baseline_.*|network\..*|.*\.queries|.*\.top(5|10)|(ngt|search)\..*|anchors_per_second|images_per_second|loss|seconds_this_run|epochs_this_run|device|epochs)$$'
+	  --drop '^(data|models|stages|src)/|(^|:)(baseline_.*|network\..*|.*\.queries|.*\.top(5|10)|(ngt|search|inner)\..*|anchors_per_second|images_per_second|loss|seconds_this_run|epochs_this_run|device|epochs)$$'
 
 # the generated tables, from results/grid.json: the README's headline and docs/results.md's grid groups
 results: venv

@@ -143,6 +143,8 @@ def main() -> None:
                     if device.type == "cuda":
                         torch.cuda.synchronize()
                     seconds = time.perf_counter() - t
+                # "indexed" with params' fixed weights (features.fuse_weight): the pipeline's inner rule (stage fuse)
+                # trains a second network, which this compares recipes without
                 indexed, alone = extract.embed(
                     net, tp.image_size, lin, p.features.fuse_weight.pair(), images, p.features.batch_size, device
                 )

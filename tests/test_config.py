@@ -70,6 +70,8 @@ def test_nothing_is_filled_in():
         ("features.fuse_weight.identity", 1.5, "'features.fuse_weight.identity' is 1.5; it must be between 0 and 1"),
         ("features.fuse_weight.attribute", -0.2, "'features.fuse_weight.attribute' is -0.2"),
         ("features.fuse_weight", 0.2, "'features.fuse_weight' must be a mapping with keys ['identity', 'attribute']"),
+        ("features.fuse", "auto", "'features.fuse' is 'auto'; allowed: inner, fixed"),
+        ("features.fuse_steps", 0, "'features.fuse_steps' is 0; it must be at least 1"),
         ("linear.size", 2, "'linear.size' is 2; it must be at least 4 (pixels a side)"),
         ("data", "jaffe", "'data' must be a mapping"),
     ],

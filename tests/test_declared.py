@@ -17,7 +17,7 @@ import yaml
 from .conftest import ROOT, stage_cmd
 from .test_pipeline import TINY, _merge
 
-STAGES = ["data", "prepare", "linear", "train", "features", "index", "evaluate"]
+STAGES = ["data", "prepare", "linear", "train", "fuse", "features", "index", "evaluate"]
 
 TRACER = r"""
 import dataclasses, json, os, runpy, sys, typing
@@ -104,7 +104,9 @@ def undeclared(stage: str, trace: dict, spec: dict) -> dict[str, list[str]]:
 @pytest.fixture(scope="module")
 def traces(tmp_path_factory):
     root = tmp_path_factory.mktemp("declared")
-    params = _merge(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY)
+    # three images per pair, so that stage fuse runs its rule (the default, features.fuse: inner), which reads more
+    inner = {"data": {"synthetic": {"images_per_pair": 3}}, "features": {"fuse": "inner"}}
+    params = _merge(yaml.safe_load((ROOT / "params.yaml").read_text()), _merge(TINY, inner))
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     out = {}
     for stage in STAGES:

@@ -113,6 +113,12 @@ def test_results_table_puts_the_indexed_system_first_and_the_network_alone_besid
     per_axis = tables.results_table(ev, {"epochs": 3, "seconds": 1.5, "device": "cpu"}, params).splitlines()
     assert per_axis[0].endswith("indexed: network + PCA + LDA (features.fuse_weight identity 0.3, attribute 0.1).")
     assert per_axis[1:] == lines[1:]
+    # chosen by stage fuse (metrics/fuse.json): params' fixed weights no longer say what was indexed
+    fuse = {"identity": 0.6, "attribute": 0.4, "rule": "inner"}
+    inner = tables.results_table(ev, {"epochs": 3, "seconds": 1.5, "device": "cpu"}, params, fuse=fuse).splitlines()
+    assert inner[0].endswith(
+        "network + PCA + LDA, weights chosen on the training images (identity 0.6, attribute 0.4)."
+    )
     assert lines[2] == (
         "| protocol | queries | network + PCA + LDA top-1 (top-5) | network top-1 (top-5) | PCA + LDA top-1 (top-5) |"
     )

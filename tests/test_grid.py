@@ -271,3 +271,28 @@ def test_a_groups_heading_names_its_heads_learning_rate_averaged_epochs_and_smoo
     assert tables._recipe(params) == "heads of 64, 160 epochs at 96 px, lr 0.001 constant"
     # runs of commits before these keys existed: what they have
     assert tables._recipe({"train": {"epochs": 80, "image_size": 64}}) == "80 epochs at 64 px"
+
+
+def test_chosen_weights_are_shown_per_run_and_their_inner_training_counted():
+    """Runs whose stage fuse chose the weights (metrics/fuse.json): the headline shows each run's weights, the
+    group's heading names them, and the inner network's seconds count in the training time."""
+    records = []
+    for seed, (w_id, w_attr) in enumerate([(0.6, 0.4), (0.7, 0.3)]):
+        rec = _record(f"jaffe-seed{seed}", seed, 0.9)
+        rec["data"]["metrics"]["metrics/eval.json"]["data"]["network"] = {"heldout_images": {}}
+        fuse = {"identity": w_id, "attribute": w_attr, "rule": "inner", "inner": {"seconds": 20.0}}
+        rec["data"]["metrics"]["metrics/fuse.json"] = {"data": fuse}
+        records.append(rec)
+    runs = grid.collect([{"experiments": [{"revs": records}]}])
+    assert runs[0]["fuse"]["identity"] == 0.6
+    headline = tables.headline_table(runs)
+    assert "weights per run (identity / attribute) |" in headline.splitlines()[0]
+    assert "| 0.6 / 0.4, 0.7 / 0.3 |" in headline
+    assert "`jaffe` 70 +- 1 s, of which the inner network 20 s" in headline  # 50 + seed, and 20 each
+    assert "weights chosen on each run's training images (identity / attribute: 0.6 / 0.4, 0.7 / 0.3)" in (
+        tables.grid_tables(runs)
+    )
+    # a run before stage fuse: its params' fixed weights, no column
+    assert "weights per run" not in tables.headline_table(
+        grid.collect([{"experiments": [{"revs": [_record("jaffe-seed0", 0, 0.9)]}]}])
+    )

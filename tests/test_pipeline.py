@@ -20,6 +20,8 @@ TINY = {
     "model": {"dim": 8},
     "train": {"epochs": 1, "image_size": 32, "batch_size": 8, "threads": 1},
     "evaluate": {"seed_queries": 10},
+    # two images per pair leave the inner rule none to hold out (tests/test_fusion.py runs it on three)
+    "features": {"fuse": "fixed"},
 }
 
 
@@ -94,6 +96,9 @@ def test_repro_metrics_diff_and_noop(repo):
     assert network.shape == (42, 16) and feats.shape[0] == 42
     weight = yaml.safe_load((repo / "params.yaml").read_text())["features"]["fuse_weight"]
     assert 0 < weight["identity"] < 1 and 0 < weight["attribute"] < 1
+    # stage fuse passed the fixed weights on (TINY: features.fuse fixed), and the index records them
+    assert json.loads((repo / "metrics/fuse.json").read_text()) == {**weight, "rule": "fixed"}
+    assert json.loads((repo / "data/index/settings.json").read_text())["fuse_weight"] == weight
     # per axis, the network's head then PCA + LDA's (3 persons, 7 expressions: 2 and 6 directions, split by sign)
     assert feats.shape[1] == 8 + 2 * 2 + 8 + 2 * 6
     np.testing.assert_allclose(feats[:, :8], np.sqrt(weight["identity"]) * network[:, :8], atol=1e-6)

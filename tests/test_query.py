@@ -219,7 +219,7 @@ def test_an_image_is_embedded_as_the_index_was_even_after_params_changed(pipelin
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["features"]["fuse_weight"] = {"identity": 0.3, "attribute": 0.1}
     (root / "params.yaml").write_text(yaml.safe_dump(params))
-    for stage in ("features", "index"):
+    for stage in ("fuse", "features", "index"):
         proc = subprocess.run(stage_cmd(stage), cwd=root, env=_env(), capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
     pipe = Pipeline.open(root)

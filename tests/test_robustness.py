@@ -234,6 +234,7 @@ def test_killed_indexing_leaves_no_index_and_the_rerun_cleans_up(tmp_path):
     (root / "models").mkdir()  # the index records their checksums only
     (root / "models/model.pt").write_bytes(b"model")
     (root / "models/linear.npz").write_bytes(b"linear")
+    (root / "models/fuse.json").write_text('{"identity": 0.3, "attribute": 0.1, "rule": "fixed"}')  # stage fuse's
     proc = subprocess.Popen(stage_cmd("index"), cwd=root, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while not any(p.name.startswith(".index.tmp-") for p in (root / "data").iterdir()):

@@ -92,6 +92,7 @@ def collect(shown: Any, machine: str = "", earlier: Sequence[dict[str, Any]] = (
             "params": _data(data.get("params"), "params.yaml"),
             "train": _data(data.get("metrics"), "metrics/train.json"),
             "eval": _data(data.get("metrics"), "metrics/eval.json"),
+            "fuse": _data(data.get("metrics"), "metrics/fuse.json"),  # stage fuse's weights (since 2026-12-01)
             "machine": machine,
         }
         if not run["eval"]:

@@ -61,7 +61,9 @@ def produced_groups(makefile: Path) -> set[str] | None:
 def run_table(root: Path) -> str:
     """The table of the run in `root`'s metrics/ and params.yaml."""
     read = [(root / name).read_text() for name in ("metrics/eval.json", "metrics/train.json", "params.yaml")]
-    return results_table(json.loads(read[0]), json.loads(read[1]), yaml.safe_load(read[2]))
+    fuse = root / "metrics/fuse.json"  # stage fuse's weights; runs before it had none
+    choice = json.loads(fuse.read_text()) if fuse.is_file() else None
+    return results_table(json.loads(read[0]), json.loads(read[1]), yaml.safe_load(read[2]), fuse=choice)
 
 
 def _without_commits(text: str) -> str:

@@ -15,73 +15,19 @@ from facearith.config import swa_first_epoch
 from facearith.evaluation.registry import PROTOCOLS as REGISTRY
 from facearith.evaluation.registry import Protocol
 from facearith.experiments.grid import get, groups, mean_sd
+from facearith.experiments.systems import (
+    chosen,
+    indexed,
+    indexed_runs,
+    measured,
+    run_params,
+    value,
+    weights_text,
+    with_choice,
+)
 
 GRID_BEGIN, GRID_END = "<!-- grid:begin -->", "<!-- grid:end -->"
 HEADLINE_BEGIN, HEADLINE_END = "<!-- headline:begin -->", "<!-- headline:end -->"
-
-FUSED, NETWORK, LINEAR = "network + PCA + LDA", "network", "PCA + LDA"
-BASELINES = [
-    (LINEAR, "baseline_linear."),
-    ("untrained network", "baseline_untrained."),
-    ("raw pixels", "baseline_pixels."),
-]
-ORDER = [FUSED, NETWORK] + [name for name, _ in BASELINES]
-
-
-def fuse_weights(params: dict[str, Any]) -> tuple[Any, Any]:
-    """features.fuse_weight as (identity, attribute): per axis since 2026-11-30, one number for both before."""
-    weight = get(params, "features.fuse_weight")
-    if isinstance(weight, dict):
-        return weight.get("identity"), weight.get("attribute")
-    return weight, weight
-
-
-def indexed_system(params: dict[str, Any]) -> str:
-    """What the indexed features are, by features.fuse_weight (1: the network, 0: PCA + LDA)."""
-    weights = fuse_weights(params)
-    if weights == (None, None) or weights == (1, 1):
-        return NETWORK
-    return LINEAR if weights == (0, 0) else FUSED
-
-
-def systems(evaluation: dict[str, Any], params: dict[str, Any]) -> dict[str, str]:
-    """Each system's key prefix in metrics/eval.json. The top level is what was indexed; since the index holds the
-    network's features beside PCA + LDA's, the network alone is `network.*`. Runs made before had the network at
-    the top and the fusion, measured beside it, under `fused_linear.*`."""
-    if "network" in evaluation:
-        found = {indexed_system(params): "", NETWORK: "network."}
-    else:
-        found = {NETWORK: "", FUSED: "fused_linear."}
-    for name, prefix in BASELINES:
-        found.setdefault(name, prefix)
-    return found
-
-
-def _measured(runs: list[tuple[dict[str, Any], dict[str, Any]]], keys: list[str]) -> list[str]:
-    """The systems with a value for any of `keys` in any of the (metrics, params) `runs`, in ORDER (runs made before
-    a system existed have none; its column is left out rather than filled with dashes)."""
-    return [
-        name
-        for name in ORDER
-        if any(name in (found := systems(e, p)) and get(e, found[name] + k) is not None for e, p in runs for k in keys)
-    ]
-
-
-def _value(evaluation: dict[str, Any], params: dict[str, Any], system: str, key: str) -> Any:
-    prefix = systems(evaluation, params).get(system)
-    return None if prefix is None else get(evaluation, prefix + key)
-
-
-def _indexed(evaluation: dict[str, Any], params: dict[str, Any]) -> str:
-    """Which system the index held, and with what weight."""
-    if "network" not in evaluation:
-        return "the network's features"
-    name = indexed_system(params)
-    if name != FUSED:
-        return name
-    w_id, w_attr = fuse_weights(params)
-    weight = w_id if w_id == w_attr else f"identity {w_id}, attribute {w_attr}"
-    return f"{name} (features.fuse_weight {weight})"
 
 
 def _rate(value: Any) -> str:
@@ -93,14 +39,16 @@ def results_table(
     training: dict[str, Any],
     params: dict[str, Any],
     protocols: Mapping[str, Protocol] = REGISTRY,
+    fuse: dict[str, Any] | None = None,
 ) -> str:
     """A markdown table of top-1 (top-5) per protocol (the registry's), for each system the run measured (the
-    indexed one first)."""
+    indexed one first, with the weights stage fuse gave it: `fuse`, metrics/fuse.json)."""
+    params = with_choice(params, fuse)
     data = params["data"]["source"]
-    shown = _measured([(evaluation, params)], [key + ".top1" for key in protocols])
+    shown = measured([(evaluation, params)], [key + ".top1" for key in protocols])
     lines = [
         f"Data `{data}`, {training.get('epochs')} epochs in {training.get('seconds')} s on {training.get('device')}; "
-        f"indexed: {_indexed(evaluation, params)}.",
+        f"indexed: {indexed(evaluation, params)}.",
         "",
         "| protocol | queries | " + " | ".join(f"{name} top-1 (top-5)" for name in shown) + " |",
         "| --- | --- |" + " --- |" * len(shown),
@@ -110,8 +58,8 @@ def results_table(
         if get(evaluation, key) is None:
             continue
         cells = [
-            f"{_rate(_value(evaluation, params, name, key + '.top1'))} "
-            f"({_rate(_value(evaluation, params, name, key + '.top5'))})"
+            f"{_rate(value(evaluation, params, name, key + '.top1'))} "
+            f"({_rate(value(evaluation, params, name, key + '.top5'))})"
             for name in shown
         ]
         lines.append(f"| {label} | {get(evaluation, key + '.queries')} | " + " | ".join(cells) + " |")
@@ -196,20 +144,20 @@ def grid_tables(
         if get(first["params"], "prepare.seed"):  # another draw of the held-out images or folds than the others'
             split += f" (prepare.seed {get(first['params'], 'prepare.seed')})"
         queries = sorted({get(r["eval"], "heldout_images.composition.queries") for r in members} - {None})
-        shown = _measured([(r["eval"], r["params"]) for r in members], [key for _, key in GRID_PROTOCOLS])
+        shown = measured([(r["eval"], run_params(r)) for r in members], [key for _, key in GRID_PROTOCOLS])
         history = " (history: `make grid` no longer runs it)" if produced is not None and name not in produced else ""
         parts += [
             f"**{name}**{history}: data `{get(first['params'], 'data.source')}`, split {split}, "
             f"{_recipe(first['params'])}, "
             f"{len(members)} runs ({first['vary']} {varied}), {'/'.join(map(str, queries)) or 'no'} held-out "
             f"composition queries per run; training {took} per run on {first['machine'] or 'an unrecorded CPU'}; "
-            f"indexed: {_indexed(first['eval'], first['params'])}; {_when(members, (commits or {}).get(name, ''))}.",
+            f"indexed: {indexed_runs(members)}; {_when(members, (commits or {}).get(name, ''))}.",
             "",
             "| protocol (mean +- sd) | " + " | ".join(shown) + " |",
             "| --- |" + " --- |" * len(shown),
         ]
         for label, key in GRID_PROTOCOLS:
-            cells = [_mean_sd([_value(r["eval"], r["params"], name, key) for r in members]) for name in shown]
+            cells = [_mean_sd([value(r["eval"], run_params(r), name, key) for r in members]) for name in shown]
             if all(c == "-" for c in cells):
                 continue
             parts.append(f"| {label} | " + " | ".join(cells) + " |")
@@ -237,26 +185,45 @@ def headline_table(runs: list[dict[str, Any]]) -> str:
     present = [(label, group, found[group]) for label, group in HEADLINE if group in found]
     if not present:
         return "No experiment grid has been collected yet (`make grid`)."
-    every = [(r["eval"], r["params"]) for _, _, members in present for r in members]
-    shown = _measured(every, [key for _, key in HEADLINE_KEYS])
+    every = [(r["eval"], run_params(r)) for _, _, members in present for r in members]
+    shown = measured(every, [key for _, key in HEADLINE_KEYS])
+    weighed = any(chosen(run_params(r)) for _, _, members in present for r in members)
     lines = [
-        "| data, protocol: top-1, mean +- sd | runs | " + " | ".join(shown) + " |",
-        "| --- | --- |" + " --- |" * len(shown),
+        "| data, protocol: top-1, mean +- sd | runs | "
+        + " | ".join(shown)
+        + " |"
+        + (" weights per run (identity / attribute) |" if weighed else ""),
+        "| --- | --- |" + " --- |" * (len(shown) + weighed),
     ]
-    took, machines, indexed = [], [], []
+    took, machines, held = [], [], []
     for label, group, members in present:
+        weights = [", ".join(weights_text(r) for r in members)] if weighed else []
         for what, key in HEADLINE_KEYS:
-            cells = [_mean_sd([_value(r["eval"], r["params"], name, key) for r in members]) for name in shown]
+            cells = [_mean_sd([value(r["eval"], run_params(r), name, key) for r in members]) for name in shown]
+            cells += weights
             lines.append(f"| {label}: {what} | {len(members)} {members[0]['vary']}s | " + " | ".join(cells) + " |")
-        seconds = mean_sd([get(r["train"], "seconds") for r in members])
-        took.append(f"`{group}` " + ("-" if seconds is None else f"{seconds[0]:.0f} +- {seconds[1]:.0f} s"))
+        took.append(f"`{group}` " + _seconds(members))
         machines += [r["machine"] or "an unrecorded CPU" for r in members]
-        indexed += [_indexed(r["eval"], r["params"]) for r in members]
+        held += [indexed(r["eval"], run_params(r)).split(" (identity")[0] for r in members]
     return "\n".join(
         [
             *lines,
             "",
-            f"Training per run (the `make grid` groups): {', '.join(took)}, on {_each_once(machines)}. "
-            f"Indexed: {_each_once(indexed)}.",
+            f"Training per run (the `make grid` groups; with the weights' inner network where it ran): "
+            f"{', '.join(took)}, on {_each_once(machines)}. Indexed: {_each_once(held)}.",
         ]
     )
+
+
+def _seconds(members: list[dict[str, Any]]) -> str:
+    """Training seconds per run, mean +- sd: the network's and, where stage fuse trained one, its inner network's."""
+    total = mean_sd([_plus(get(r["train"], "seconds"), get(r.get("fuse") or {}, "inner.seconds")) for r in members])
+    if total is None:
+        return "-"
+    inner = mean_sd([get(r.get("fuse") or {}, "inner.seconds") for r in members])
+    part = "" if inner is None else f", of which the inner network {inner[0]:.0f} s"
+    return f"{total[0]:.0f} +- {total[1]:.0f} s{part}"
+
+
+def _plus(a: float | None, b: float | None) -> float | None:
+    return None if a is None else a + (b or 0.0)

@@ -30,12 +30,17 @@ class Choice:
         """metrics/fuse.json: the weights, and for the inner rule the chosen and both parts' inner scores."""
         out: dict[str, Any] = {"identity": self.identity, "attribute": self.attribute, "rule": self.rule}
         if self.scores:
-            out["inner"] = {
-                **self.inner,
-                "chosen": self.scores[key(self.identity, self.attribute)],
-                "network": self.scores[key(1.0, 1.0)],
-                "linear": self.scores[key(0.0, 0.0)],
+            fixed = self.inner.get("fixed") or {}
+            scored = {
+                "chosen": (self.identity, self.attribute),
+                "network": (1.0, 1.0),
+                "linear": (0.0, 0.0),
+                "fixed": (fixed.get("identity"), fixed.get("attribute")),
             }
+            out["inner"] = {**self.inner}
+            for name, (w_id, w_attr) in scored.items():
+                if w_id is not None and key(w_id, w_attr) in self.scores:
+                    out["inner"][name] = self.scores[key(w_id, w_attr)]
         return out
 
 

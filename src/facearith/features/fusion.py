@@ -46,12 +46,16 @@ def score_weights(
     steps: int,
     embedding: str,
     n_members: int,
+    also: tuple[float, float] | None = None,
 ) -> dict[str, dict[str, float]]:
     """Composition and transfer top-1 on the rows not `trained` (label vectors from the `trained` rows), searched
     exactly among themselves as the evaluate stage's held-out protocols are, for every pair of weights on the grid
-    (the seed's embedding has no halves: one weight for both axes)."""
+    (the seed's embedding has no halves: one weight for both axes), and for `also` (params' fixed weights, to
+    compare)."""
     grid = weight_grid(steps)
     pairs = [(a, b) for a in grid for b in grid] if embedding == "split" else [(a, a) for a in grid]
+    if also is not None and also not in pairs and (embedding == "split" or also[0] == also[1]):
+        pairs.append(also)
     out = {}
     for w_id, w_attr in pairs:
         feats = fused(network, linear_axes, (w_id, w_attr), embedding, n_members)
@@ -67,6 +71,7 @@ def choose(scores: dict[str, dict[str, float]], steps: int) -> tuple[float, floa
     score of its own, then to the weights nearest the middle (0.5, 0.5)."""
     grid = weight_grid(steps)
     tried = {(a, b): s["score"] for k, s in scores.items() for a, b in [map(float, k.split(","))]}
+    on_grid = [w for w in tried if w[0] in grid and w[1] in grid]
 
     def rank(w: tuple[float, float]) -> tuple[float, float, float]:
         i, j = grid.index(w[0]), grid.index(w[1])
@@ -78,7 +83,7 @@ def choose(scores: dict[str, dict[str, float]], steps: int) -> tuple[float, floa
         ]
         return round(float(np.mean(near)), 9), tried[w], -abs(w[0] - 0.5) - abs(w[1] - 0.5)
 
-    return max(tried, key=rank)
+    return max(on_grid, key=rank)
 
 
 def choose_weights(table: pd.DataFrame, params: Params, device: torch.device) -> Choice:
@@ -94,9 +99,13 @@ def choose_weights(table: pd.DataFrame, params: Params, device: torch.device) ->
     lin, _ = linear.fit_images(picked, rows.identity[trained], rows.attribute[trained], params.linear.size)
     ident, attr = rows.identity.to_numpy(), rows.attribute.to_numpy()
     embedding, n_members = layout(net)
-    scores = score_weights(network, lin.embed_axes(images), ident, attr, trained, fp.fuse_steps, embedding, n_members)
+    fixed = fp.fuse_weight.pair()
+    scores = score_weights(
+        network, lin.embed_axes(images), ident, attr, trained, fp.fuse_steps, embedding, n_members, also=fixed
+    )
     w_id, w_attr = choose(scores, fp.fuse_steps)
     inner = {
+        "fixed": {"identity": fixed[0], "attribute": fixed[1]},  # params' features.fuse_weight, scored to compare
         "split": "pairs" if pp.split == "pairs" else "images",
         "trained": int(trained.sum()),
         "heldout": int((~trained).sum()),

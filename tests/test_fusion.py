@@ -1,0 +1,161 @@
+"""The fuse weights: chosen by a rule that sees only the training images (stage fuse, features.fuse: inner), or
+fixed."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from PIL import Image
+
+from facearith.errors import ConfigError
+from facearith.features.choice import key
+from facearith.features.fusion import choose, score_weights, weight_grid
+
+from .conftest import ROOT, stage_cmd
+from .test_pipeline import TINY, _merge
+
+ENV = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+
+
+def _stage(root: Path, name: str) -> subprocess.CompletedProcess:
+    return subprocess.run(stage_cmd(name), cwd=root, env=ENV, capture_output=True, text=True, timeout=600)
+
+
+def _scores(values: dict[tuple[float, float], float], steps: int) -> dict:
+    grid = weight_grid(steps)
+    return {key(a, b): {"score": values.get((a, b), 0.0)} for a in grid for b in grid}
+
+
+def test_choose_takes_the_best_neighbourhood_not_a_lone_peak():
+    # a lone peak at (0, 1) beside zeros loses to a broad plateau of 0.8 around (0.5, 0.5)
+    values = {(0.0, 1.0): 0.9} | {(a, b): 0.8 for a in (0.25, 0.5, 0.75) for b in (0.25, 0.5, 0.75)}
+    assert choose(_scores(values, 4), 4) == (0.5, 0.5)
+    # equal neighbourhoods: its own score decides, then the weights nearest the middle
+    assert choose(_scores({}, 4), 4) == (0.5, 0.5)
+    # params' fixed weights, scored beside the grid to compare, are never chosen off the grid
+    scores = _scores({}, 4) | {key(0.3, 0.1): {"score": 1.0}}
+    assert choose(scores, 4) == (0.5, 0.5)
+
+
+def _features(rng, labels: np.ndarray, n_labels: int, width: int, noise: float) -> np.ndarray:
+    """Unit rows: a centre per label plus noise (0: the label alone decides, large: nothing does)."""
+    centres = rng.normal(size=(n_labels, width))
+    x = centres[labels] + noise * rng.normal(size=(len(labels), width))
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("good", ["network", "linear"])
+def test_the_rule_gives_the_weight_to_the_part_that_generalises(good):
+    """Per data set: where the network's features separate the held-out images and PCA + LDA's do not, the rule
+    weights the network (and the other way round), on both axes."""
+    rng = np.random.default_rng(0)
+    ids, attrs = np.repeat(np.arange(5), 21), np.tile(np.repeat(np.arange(7), 3), 5)  # 5 x 7 pairs, 3 images
+    trained = np.tile([True, True, False], 35)
+    strong = {"network": 0.2, "linear": 5.0}[good], {"network": 5.0, "linear": 0.2}[good]
+    net = np.concatenate([_features(rng, ids, 5, 16, strong[0]), _features(rng, attrs, 7, 16, strong[0])], axis=1)
+    lin = _features(rng, ids, 5, 8, strong[1]), _features(rng, attrs, 7, 8, strong[1])
+    scores = score_weights(net / np.sqrt(2), lin, ids.astype(str), attrs.astype(str), trained, 4, "split", 1)
+    assert len(scores) == 25 and all(0 <= s["score"] <= 1 for s in scores.values())
+    w = choose(scores, 4)
+    assert (w[0] >= 0.75 and w[1] >= 0.75) if good == "network" else (w[0] <= 0.25 and w[1] <= 0.25), w
+    best_part = max(scores[key(1, 1)]["score"], scores[key(0, 0)]["score"])
+    assert scores[key(*w)]["score"] >= best_part - 0.05
+
+
+def test_the_inner_split_holds_out_as_the_pipeline_does():
+    from facearith.data.splits import inner_split
+
+    pairs = [(i, a) for i in "ABC" for a in ("HA", "SA", "SU", "NE")]
+    rows = [(i, a, r) for i, a in pairs for r in (1, 2, 3)]
+    table = pd.DataFrame(rows, columns=["identity", "attribute", "repeat"]).assign(image_id=range(len(rows)))
+    images = inner_split(table, "images", 0, 5)
+    assert (~images).sum() == len(pairs)  # one image of each pair held out
+    assert table[~images].groupby(["identity", "attribute"]).size().eq(1).all()
+    by_pairs = inner_split(table, "pairs", 0, 4)
+    held = table[~by_pairs]
+    trained = set(zip(table[by_pairs].identity, table[by_pairs].attribute, strict=True))
+    # whole pairs: a held-out pair has no image among those trained on
+    assert len(held) == 3 * 3 and not set(zip(held.identity, held.attribute, strict=True)) & trained
+    with pytest.raises(ConfigError, match="features.fuse to 'fixed'"):
+        inner_split(table[table["repeat"] == 1], "seed", 0, 5)
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory) -> Path:
+    """The tiny synthetic set with three images per pair (two train, one held out) and a short training."""
+    root = tmp_path_factory.mktemp("fuse")
+    over = {"data": {"synthetic": {"images_per_pair": 3}}, "train": {"epochs": 5}, "features": {"fuse": "inner"}}
+    params = _merge(yaml.safe_load((ROOT / "params.yaml").read_text()), _merge(TINY, over))
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    for stage in ("data", "prepare"):
+        proc = _stage(root, stage)
+        assert proc.returncode == 0, proc.stderr
+    return root
+
+
+def _choose(root: Path) -> dict:
+    proc = _stage(root, "fuse")
+    assert proc.returncode == 0, proc.stderr
+    return json.loads((root / "models/fuse.json").read_text())
+
+
+def _noise(path: str, seed: int) -> None:
+    size = Image.open(path).size
+    pixels = np.random.default_rng(seed).integers(0, 256, size=size[::-1], dtype=np.uint8)
+    Image.fromarray(pixels).save(path)
+
+
+def test_the_rule_never_reads_a_heldout_image(prepared, tmp_path):
+    import shutil
+
+    root = tmp_path / "noise"
+    shutil.copytree(prepared, root)
+    table = pd.read_csv(root / "data/prepared/table.csv")
+    before = _choose(root)
+    assert before["rule"] == "inner" and len(before["scores"]) == 11 * 11  # params' fixed 0.3, 0.1 is on the grid
+    assert before["inner"] == {**before["inner"], "trained": 21, "heldout": 21, "split": "images"}
+    metrics = json.loads((root / "metrics/fuse.json").read_text())
+    assert (metrics["identity"], metrics["attribute"]) == (before["identity"], before["attribute"])
+    assert set(metrics["inner"]) >= {"chosen", "network", "linear", "fixed", "seconds"}
+    # every held-out image (the pipeline's, never trained on) replaced by noise: the same weights, the same scores
+    for n, path in enumerate(table.path[~table["selected"]]):
+        _noise(str(root / path), n)
+    after = _choose(root)
+    assert {k: v for k, v in after.items() if k != "inner"} == {k: v for k, v in before.items() if k != "inner"}
+    # and the check can fail: one training image replaced changes what the rule measures
+    _noise(str(root / table.path[table["selected"]].iloc[0]), 99)
+    assert _choose(root)["scores"] != before["scores"]
+
+
+def test_fixed_weights_train_nothing(prepared, tmp_path):
+    import shutil
+
+    root = tmp_path / "fixed"
+    shutil.copytree(prepared, root)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["features"] |= {"fuse": "fixed", "fuse_weight": {"identity": 0.6, "attribute": 0.2}}
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    proc = _stage(root, "fuse")
+    assert proc.returncode == 0, proc.stderr
+    assert "fixed by features.fuse_weight" in proc.stdout
+    assert json.loads((root / "metrics/fuse.json").read_text()) == {"identity": 0.6, "attribute": 0.2, "rule": "fixed"}
+
+
+def test_a_split_without_second_images_is_refused_with_what_to_do(prepared, tmp_path):
+    import shutil
+
+    root = tmp_path / "seed"
+    shutil.copytree(prepared, root)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["prepare"]["split"] = "seed"
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    assert _stage(root, "prepare").returncode == 0
+    proc = _stage(root, "fuse")
+    assert proc.returncode == 1 and "fuse: error:" in proc.stderr and "set features.fuse to 'fixed'" in proc.stderr
+    assert not (root / "models/fuse.json").exists() and not (root / "metrics/fuse.json").exists()
