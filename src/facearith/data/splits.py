@@ -64,15 +64,16 @@ def split(table: pd.DataFrame, mode: str, seed: int = 0, folds: int = 5, fold: i
 def inner_split(table: pd.DataFrame, mode: str, seed: int, folds: int) -> np.ndarray:
     """Among training rows only: which train an inner model (True) and which it is scored on, held out as
     `mode` (prepare.split) holds out: a fold of the pairs for `pairs`, else one image of each pair."""
+    n_pairs = len({(str(i), str(a)) for i, a in zip(table.identity, table.attribute, strict=True)})
     if mode == "pairs":
-        n_pairs = len({(str(i), str(a)) for i, a in zip(table.identity, table.attribute, strict=True)})
-        mask = split(table, "pairs", seed, min(folds, n_pairs), 0)
+        mask = split(table, "pairs", seed, min(folds, n_pairs), 0) if n_pairs >= 2 else np.ones(len(table), bool)
     else:
         mask = split(table, "images", seed)
     if mask.all() or not mask.any():
+        short = "fewer than two (identity, attribute) pairs" if mode == "pairs" else "no pair with a second image"
         raise ConfigError(
-            f"features.fuse 'inner' holds out part of the training images to choose the fuse weights, but no pair "
-            f"of the {len(table)} training images has a second image (prepare.split '{mode}'); set features.fuse "
-            "to 'fixed' (features.fuse_weight)"
+            f"features.fuse 'inner' holds out part of the {len(table)} training images to choose the fuse weights, "
+            f"but with prepare.split '{mode}' they have {short} to hold out; set features.fuse to 'fixed' "
+            "(features.fuse_weight)"
         )
     return mask

@@ -78,8 +78,8 @@ def value(evaluation: dict[str, Any], params: dict[str, Any], system: str, key: 
     return None if prefix is None else get(evaluation, prefix + key)
 
 
-def indexed(evaluation: dict[str, Any], params: dict[str, Any]) -> str:
-    """Which system the index held, and with what weight."""
+def indexed(evaluation: dict[str, Any], params: dict[str, Any], weights: bool = True) -> str:
+    """Which system the index held, and (weights) with what weight."""
     if "network" not in evaluation:
         return "the network's features"
     name = indexed_system(params)
@@ -87,7 +87,8 @@ def indexed(evaluation: dict[str, Any], params: dict[str, Any]) -> str:
         return name
     w_id, w_attr = fuse_weights(params)
     if chosen(params):
-        return f"{name}, weights chosen on the training images (identity {w_id:g}, attribute {w_attr:g})"
+        which = f" (identity {w_id:g}, attribute {w_attr:g})" if weights else ""
+        return f"{name}, weights chosen on the training images{which}"
     weight = w_id if w_id == w_attr else f"identity {w_id}, attribute {w_attr}"
     return f"{name} (features.fuse_weight {weight})"
 

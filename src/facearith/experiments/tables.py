@@ -204,7 +204,7 @@ def headline_table(runs: list[dict[str, Any]]) -> str:
             lines.append(f"| {label}: {what} | {len(members)} {members[0]['vary']}s | " + " | ".join(cells) + " |")
         took.append(f"`{group}` " + _seconds(members))
         machines += [r["machine"] or "an unrecorded CPU" for r in members]
-        held += [indexed(r["eval"], run_params(r)).split(" (identity")[0] for r in members]
+        held += [indexed(r["eval"], run_params(r), weights=False) for r in members]
     return "\n".join(
         [
             *lines,

@@ -49,8 +49,12 @@ def key(w_id: float, w_attr: float) -> str:
 
 
 def save(choice: Choice, path: str | os.PathLike) -> None:
+    """Without the inner network's seconds (they stay in metrics/fuse.json): a rerun that chooses the same weights
+    writes the same bytes, so DVC does not rerun features, index and evaluate for a timing."""
+    record = asdict(choice)
+    record["inner"] = {k: v for k, v in record["inner"].items() if k != "seconds"}
     with atomic_path(path) as tmp, open(tmp, "w") as f:
-        json.dump(asdict(choice), f, indent=1)
+        json.dump(record, f, indent=1)
 
 
 def load(path: str | os.PathLike) -> Choice:
