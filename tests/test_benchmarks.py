@@ -78,9 +78,10 @@ def test_quick_bench_runs_every_part(tmp_path):
     assert set(results["targets"]) and all("met" in t for t in results["targets"].values())
 
 
-def test_epochs_script_times_every_epoch_of_every_variant(tmp_path):
+def test_epochs_script_times_every_epoch_of_every_variant(tmp_path, tiny_params):
     out = tmp_path / "epochs.json"
     cmd = [sys.executable, str(ROOT / "benchmarks" / "epochs.py"), "--device", "cpu", "--epochs", "2"]
+    cmd += ["--params", str(tiny_params)]
     cmd += ["--variants", "nodet-nocudnn,ck0", "--full", "1", "--seeds", "0", "--out", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]

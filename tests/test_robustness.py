@@ -73,18 +73,26 @@ def _leftovers(root: Path) -> list[str]:
     return sorted(p.name for d in ("models", "metrics") if (root / d).exists() for p in (root / d).iterdir())
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
-def test_interrupted_training_leaves_nothing_and_resumes_to_the_same_model(tmp_path, sig):
-    epochs = 40  # enough that the signal lands mid-run on a fast CPU (tiny epochs take tens of ms)
-    # a cosine schedule and weight averaging from epoch 3: the resumed run must restore both mid-way
-    over = {"train": {"epochs": epochs, "schedule": "cosine", "swa_from": 0.05}}
-    whole = _workdir(tmp_path / "whole", over)
+EPOCHS = 40  # enough that the signal lands mid-run on a fast CPU (tiny epochs take tens of ms)
+# a cosine schedule and weight averaging from epoch 3: the resumed run must restore both mid-way
+RESUMED = {"train": {"epochs": EPOCHS, "schedule": "cosine", "swa_from": 0.05}}
+
+
+@pytest.fixture(scope="module")
+def whole(tmp_path_factory) -> Path:
+    """The uninterrupted run that each interrupted one must reproduce (shared: both signals compare with it)."""
+    whole = _workdir(tmp_path_factory.mktemp("whole"), RESUMED)
     done = _stage(whole, "train")
     assert done.returncode == 0
     if not torch.cuda.is_available():  # the CPU is stated once, as information
         assert "device cpu (train.device auto, no CUDA device)" in done.stdout and "warning" not in done.stdout
     assert not (whole / "checkpoints/train.pt").exists()  # removed once training finished
+    return whole
 
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+def test_interrupted_training_leaves_nothing_and_resumes_to_the_same_model(whole, tmp_path, sig):
+    epochs, over = EPOCHS, RESUMED
     cut = _workdir(tmp_path / "cut", over)
     proc = _interrupt_training(cut, sig)
     assert proc.returncode == (130 if sig == signal.SIGINT else -signal.SIGKILL)
@@ -172,8 +180,8 @@ def test_dvc_repro_after_an_interrupt_and_two_forced_runs_agree(tmp_path):
         assert time.monotonic() < deadline
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches dvc and the stage alike
-    proc.communicate(timeout=120)
-    assert proc.returncode != 0
+    said = proc.communicate(timeout=120)[0]
+    assert proc.returncode != 0, said
     assert not (root / "models/model.pt").exists()
     assert "train" in _run(["dvc", "status"], root)  # DVC does not take the train stage as done
 
