@@ -9,14 +9,19 @@ from facearith.data.labels import read_table
 from facearith.features import choice as fuse_choice
 from facearith.features import fusion
 from facearith.fsutil import write_json
-from facearith.training import network
+from facearith.training import checkpoints, network
 
 
 def main(args) -> None:
     params = config.load(args.params)
-    choice = fusion.decide(read_table(args.table), params, network.resolve_device(params.train.device))
+    device = network.resolve_device(params.train.device)
+    # the inner network checkpoints beside the train stage's network, and resumes as it does
+    ck = fusion.inner_checkpoint(params.checkpoint.path)
+    fingerprint = checkpoints.fingerprint(params.model, params.train, args.table) if ck else ""
+    choice = fusion.decide(read_table(args.table), params, device, checkpoint=ck, fingerprint=fingerprint)
     fuse_choice.save(choice, args.out)
     write_json(args.metrics, choice.metrics())
+    checkpoints.remove(ck, params.model.members)  # finished: nothing left to resume
     how = "fixed by features.fuse_weight"
     if choice.rule == "inner":
         inner, chosen = choice.inner, choice.metrics()["inner"]

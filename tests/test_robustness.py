@@ -48,9 +48,11 @@ def _ctrl_c_as_in_a_terminal() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def _interrupt_training(root: Path, sig: int, checkpoint: str = "checkpoints/train.pt") -> subprocess.Popen:
+def _interrupt_training(
+    root: Path, sig: int, checkpoint: str = "checkpoints/train.pt", stage: str = "train"
+) -> subprocess.Popen:
     proc = subprocess.Popen(
-        stage_cmd("train"),
+        stage_cmd(stage),
         cwd=root,
         env=ENV,
         stdout=subprocess.PIPE,
@@ -136,6 +138,52 @@ def test_an_ensemble_killed_in_its_second_member_resumes_there_to_the_same_model
     assert list((cut / "checkpoints").iterdir()) == []  # both members' checkpoints removed once finished
     mw, mc = (json.loads((r / "metrics/train.json").read_text()) for r in (whole, cut))
     assert mw["loss"] == mc["loss"] and mw["epochs_this_run"] == 80 and mc["epochs_this_run"] < 40
+
+
+# stage fuse's inner rule (three images per pair, so that it has some to hold out) over a 40-epoch inner network
+INNER = {"data": {"synthetic": {"images_per_pair": 3}}, "features": {"fuse": "inner"}, "train": {"epochs": EPOCHS}}
+
+
+@pytest.fixture(scope="module")
+def whole_fuse(tmp_path_factory) -> Path:
+    whole = _workdir(tmp_path_factory.mktemp("whole_fuse"), INNER)
+    done = _stage(whole, "fuse")
+    assert done.returncode == 0, done.stderr
+    assert "resuming" not in done.stdout and list((whole / "checkpoints").iterdir()) == []
+    return whole
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+def test_stage_fuse_interrupted_in_its_inner_network_resumes_to_the_same_weights(whole_fuse, tmp_path, sig):
+    cut = _workdir(tmp_path / "cut", INNER)
+    proc = _interrupt_training(cut, sig, "checkpoints/train.fuse.pt", stage="fuse")
+    assert proc.returncode == (130 if sig == signal.SIGINT else -signal.SIGKILL)
+    assert not (cut / "models/fuse.json").exists() and not (cut / "metrics/fuse.json").exists()
+    if sig == signal.SIGINT:
+        assert _leftovers(cut) == []
+    resumed = _stage(cut, "fuse")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming from checkpoints/train.fuse.pt after epoch" in resumed.stdout
+    # the same inner network, so the same scores and weights, byte for byte; the checkpoint is gone
+    assert (cut / "models/fuse.json").read_bytes() == (whole_fuse / "models/fuse.json").read_bytes()
+    assert list((cut / "checkpoints").iterdir()) == []
+    # the resumed run's seconds count the interrupted run's epochs too
+    before = int(resumed.stdout.split("after epoch ")[1].split()[0])
+    seconds = [json.loads((r / "metrics/fuse.json").read_text())["inner"]["seconds"] for r in (whole_fuse, cut)]
+    assert 2 <= before < EPOCHS and seconds[1] > 0 and seconds[0] > 0
+
+
+def test_stage_fuse_does_not_resume_a_checkpoint_of_another_draw(tmp_path):
+    """Another prepare.seed draws other held-out images, and so other inner ones: the inner network's checkpoint
+    of the first draw must not be continued."""
+    root = _workdir(tmp_path, INNER)
+    _interrupt_training(root, signal.SIGKILL, "checkpoints/train.fuse.pt", stage="fuse")
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["prepare"]["seed"] = 7  # the table is prepared again below: its training rows may change too
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    assert _stage(root, "prepare").returncode == 0
+    proc = _stage(root, "fuse")
+    assert proc.returncode == 0 and "is of other params, data or code; starting afresh" in proc.stdout
 
 
 def test_a_checkpoint_of_other_params_is_not_resumed(tmp_path):

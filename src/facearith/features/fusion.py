@@ -7,12 +7,16 @@ the rest, and PCA + LDA fitted on it; the inner held-out images' composition and
 every pair of weights on a grid (features.fuse_steps); the best, after averaging each grid point with its
 neighbours (a few queries' luck should not pick a lone peak), is used with the final network, trained on all the
 training images. On the training images themselves the network would score 1.0 by memorising them, so they
-cannot choose. It costs a second training on fewer images (stage fuse).
+cannot choose. It costs a second training on fewer images (stage fuse), checkpointed as the train stage's is, so
+that an interrupted run resumes there.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -86,13 +90,33 @@ def choose(scores: dict[str, dict[str, float]], steps: int) -> tuple[float, floa
     return max(on_grid, key=rank)
 
 
-def choose_weights(table: pd.DataFrame, params: Params, device: torch.device) -> Choice:
-    """The inner rule on the table's training rows (`selected`), and only those: no other row's image is opened."""
+def inner_checkpoint(path: str | os.PathLike) -> Path | None:
+    """The inner network's checkpoint, `<stem>.fuse<suffix>` beside the train stage's (checkpoint.path; "": none);
+    an ensemble's other members write theirs beside it, as training's do."""
+    if not path:
+        return None
+    path = Path(path)
+    return path.with_name(f"{path.stem}.fuse{path.suffix}")
+
+
+def choose_weights(
+    table: pd.DataFrame, params: Params, device: torch.device, checkpoint: Path | None = None, fingerprint: str = ""
+) -> Choice:
+    """The inner rule on the table's training rows (`selected`), and only those: no other row's image is opened.
+    With `checkpoint`, the inner network's training is checkpointed there and resumed as params.checkpoint says,
+    when it is of the same `fingerprint` (the train stage's: params, table, code) and the same inner split."""
     rows = table[table["selected"].to_numpy()].reset_index(drop=True)
-    pp, fp = params.prepare, params.features
+    pp, fp, cp = params.prepare, params.features, params.checkpoint
     trained = inner_split(rows, pp.split, pp.seed, pp.folds)
     start = time.perf_counter()
-    net, _ = members.train_selected(rows.assign(selected=trained), params.model, params.train, device)
+    resuming: dict[str, object] = {}
+    if checkpoint is not None:
+        mine = hashlib.sha256(fingerprint.encode() + np.packbits(trained).tobytes()).hexdigest()
+        resuming = {"checkpoint": checkpoint, "resume": cp.resume, "fingerprint": mine}
+        resuming["checkpoint_every_s"] = cp.every_s
+    inner_rows = rows.assign(selected=trained)
+    net, result = members.train_selected(inner_rows, params.model, params.train, device, **resuming)
+    earlier = sum(result.epoch_seconds[: result.epochs_resumed])  # a resumed run's seconds before the resume
     images = load_images(rows.path.tolist())
     network = extract(net, images, params.train.image_size, fp.batch_size, device)
     picked = [images[i] for i in np.flatnonzero(trained)]
@@ -109,13 +133,14 @@ def choose_weights(table: pd.DataFrame, params: Params, device: torch.device) ->
         "split": "pairs" if pp.split == "pairs" else "images",
         "trained": int(trained.sum()),
         "heldout": int((~trained).sum()),
-        "seconds": round(time.perf_counter() - start, 2),
+        "seconds": round(time.perf_counter() - start + earlier, 2),
     }
     return Choice(w_id, w_attr, "inner", scores, inner)
 
 
-def decide(table: pd.DataFrame, params: Params, device: torch.device) -> Choice:
-    """features.fuse: the inner rule, or params' fixed weights."""
+def decide(table: pd.DataFrame, params: Params, device: torch.device, **checkpointing: object) -> Choice:
+    """features.fuse: the inner rule (`checkpointing`: choose_weights' checkpoint and fingerprint), or params' fixed
+    weights."""
     if params.features.fuse == "fixed":
         return Choice(*params.features.fuse_weight.pair(), "fixed")
-    return choose_weights(table, params, device)
+    return choose_weights(table, params, device, **checkpointing)
