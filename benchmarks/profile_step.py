@@ -13,9 +13,7 @@ path before time_to_accuracy.py's `today` was retired: torch's NaN fill of new t
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -74,7 +72,7 @@ def main() -> None:
     args = ap.parse_args()
 
     import torch
-    from run import dataset, machine
+    from run import emit, machine, training_rows
     from time_to_accuracy import legacy_runtime, parse_recipe, with_overrides
     from torch.profiler import ProfilerActivity, profile
 
@@ -82,13 +80,7 @@ def main() -> None:
     from facearith.training import loop, members
 
     params = with_overrides(config.load(args.params), parse_recipe("x:" + args.set)[1] if args.set else {})
-    with tempfile.TemporaryDirectory() as tmp:
-        table, every = dataset(params, args.archive, tmp)
-    sel = table.selected.to_numpy()
-    rows = table[sel]
-    images = [img for img, keep in zip(every, sel, strict=True) if keep]
-    ids, attrs = rows.identity.to_numpy(), rows.attribute.to_numpy()
-    n_i, n_a = table.identity.nunique(), table.attribute.nunique()
+    images, ids, attrs, n_i, n_a = training_rows(params, args.archive)
     with legacy_runtime(args.legacy):
         tp = replace(params.train, swa_from=0.0, recalibrate_bn=False, device="cpu")
         net = members.initial_member(params.model, tp.seed, tp.threads, n_i, n_a)
@@ -114,10 +106,7 @@ def main() -> None:
             k: {"s": round(v, 6), "share": round(v / total, 4)} for k, v in sorted(kinds.items(), key=lambda x: -x[1])
         },
     }
-    text = json.dumps(report, indent=1)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
+    emit(report, args.out)
 
 
 if __name__ == "__main__":

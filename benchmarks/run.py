@@ -308,6 +308,26 @@ def dataset(params, archive: str, tmp: str | Path):
     return table, load_images(table.path.tolist())
 
 
+def training_rows(params, archive: str):
+    """(images, identities, attributes, persons, expressions) of the training rows that the prepare stage selects,
+    of JAFFE from `archive` or of the synthetic default: what one training run of the defaults sees."""
+    with tempfile.TemporaryDirectory() as tmp:
+        table, every = dataset(params, archive, tmp)
+    sel = table.selected.to_numpy()
+    rows = table[sel]
+    images = [img for img, keep in zip(every, sel, strict=True) if keep]
+    labels = rows.identity.to_numpy(), rows.attribute.to_numpy()
+    return images, *labels, table.identity.nunique(), table.attribute.nunique()
+
+
+def emit(report: dict, out: str) -> None:
+    """The report as JSON on stdout, and in `out` when given."""
+    text = json.dumps(report, indent=1)
+    print(text)
+    if out:
+        Path(out).write_text(text + "\n")
+
+
 def machine() -> dict:
     import torch
 
@@ -321,11 +341,14 @@ def machine() -> dict:
             info[key.strip()] = value.strip()
     flags = set(info.get("flags", "").split())
     vector = "AVX-512" if "avx512f" in flags else ("AVX2" if "avx2" in flags else "")
+    bf16 = " with bfloat16" if "avx512_bf16" in flags else ""
+    if "amx_bf16" in flags:  # Intel's bfloat16 matrix tiles (benchmarks/precision.py: no faster here)
+        bf16 += " and AMX"
     return {
         "cpu": info["model name"],
         "cpu_family": info.get("cpu family", ""),
         "cpu_model": info.get("model", ""),
-        "vector_unit": vector + (" with bfloat16" if "avx512_bf16" in flags else ""),
+        "vector_unit": vector + bf16,
         "cores": os.cpu_count(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),

@@ -152,6 +152,30 @@ def test_profile_splits_the_step_by_operator_kind(tmp_path, tiny_params):
     assert kinds["batchnorm"]["s"] > 0 and kinds["optimizer"]["s"] > 0
 
 
+def test_precision_times_every_convolution_of_an_epoch_and_both_trainings(tmp_path, tiny_params):
+    import torch
+
+    from facearith.training import members
+
+    out = tmp_path / "precision.json"
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "precision.py"), "--epochs", "2", "--rounds", "2"]
+    proc = subprocess.run([*cmd, "--reps", "1", "--params", str(tiny_params), "--out", str(out)],
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(out.read_text())
+    # each step forwards the batch through every convolution once: the epoch's calls are a multiple of them
+    p = config.load(tiny_params)
+    net = members.initial_member(p.model, 0, 0, p.data.synthetic.persons, 7)
+    convs = sum(isinstance(m, torch.nn.Conv2d) for m in net.modules())
+    assert convs > 50 and report["conv_calls_per_epoch"] % convs == 0 and report["conv_shapes"] >= convs // 2
+    assert set(report["conv_epoch_s"]) == {"fp32", "onednn_bf16", "bf16"}
+    assert all(s > 0 for s in report["conv_epoch_s"].values())
+    # the two rounds of a mode train the same network: deterministic, and the mode is undone after each run
+    for mode, runs in report["training"].items():
+        assert len(runs) == 2 and runs[0]["last_loss"] == runs[1]["last_loss"], mode
+    assert report["training_speedup_vs_fp32"]["fp32"] == 1.0
+
+
 def test_device_script_runs_on_the_cpu_in_small(tmp_path, tiny_params):
     """benchmarks/device.sh is what a session with a lent GPU runs in its few minutes: it must not fail there
     on wiring. On the CPU with tiny settings (the synthetic set, no archive), every report it promises appears,
