@@ -155,7 +155,7 @@ def test_profile_splits_the_step_by_operator_kind(tmp_path, tiny_params):
 def test_precision_times_every_convolution_of_an_epoch_and_both_trainings(tmp_path, tiny_params):
     import torch
 
-    from facearith.training import members
+    from facearith.training import network
 
     out = tmp_path / "precision.json"
     cmd = [sys.executable, str(ROOT / "benchmarks" / "precision.py"), "--epochs", "2", "--rounds", "2"]
@@ -165,7 +165,8 @@ def test_precision_times_every_convolution_of_an_epoch_and_both_trainings(tmp_pa
     report = json.loads(out.read_text())
     # each step forwards the batch through every convolution once: the epoch's calls are a multiple of them
     p = config.load(tiny_params)
-    net = members.initial_member(p.model, 0, 0, p.data.synthetic.persons, 7)
+    persons = p.data.synthetic.persons
+    net = network.build(p.model, persons * 7, persons, 7)  # unseeded: only its layers are counted
     convs = sum(isinstance(m, torch.nn.Conv2d) for m in net.modules())
     assert convs > 50 and report["conv_calls_per_epoch"] % convs == 0 and report["conv_shapes"] >= convs // 2
     assert set(report["conv_epoch_s"]) == {"fp32", "onednn_bf16", "bf16"}

@@ -167,7 +167,7 @@ def test_stage_fuse_interrupted_in_its_inner_network_resumes_to_the_same_weights
     # the same inner network, so the same scores and weights, byte for byte; the checkpoint is gone
     assert (cut / "models/fuse.json").read_bytes() == (whole_fuse / "models/fuse.json").read_bytes()
     assert list((cut / "checkpoints").iterdir()) == []
-    # the resumed run's seconds count the interrupted run's epochs too
+    # it resumed mid-way, and both runs report their inner network's seconds
     before = int(resumed.stdout.split("after epoch ")[1].split()[0])
     seconds = [json.loads((r / "metrics/fuse.json").read_text())["inner"]["seconds"] for r in (whole_fuse, cut)]
     assert 2 <= before < EPOCHS and seconds[1] > 0 and seconds[0] > 0
