@@ -16,10 +16,11 @@ $(VENV)/.installed: pyproject.toml
 repro: venv
 	dvc repro
 
-# two workers (pytest-xdist), a test file to each at a time (module fixtures built once): most tests wait on
-# subprocesses or train tiny networks on one thread, so two at once finish in about two thirds of the time
+# two workers (pytest-xdist), a test file to each at a time (module fixtures built once), the longest files first
+# (tests/conftest.py): most tests wait on subprocesses or train tiny networks on one thread, so two at once finish
+# in about two thirds of the time
 test: venv browser
-	$(PY) -m pytest -q -n 2 --dist loadfile
+	$(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 
 # headless Chromium and its driver for the page's tests: Debian's packages, installed where this is root on
 # Debian (as CI and the project's machines are); elsewhere the browser tests are skipped, and CI fails without them

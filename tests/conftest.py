@@ -1,3 +1,4 @@
+import fcntl
 import functools
 import http.server
 import json
@@ -16,6 +17,14 @@ ROOT = Path(__file__).resolve().parents[1]
 PATTERN = yaml.safe_load((ROOT / "params.yaml").read_text())["prepare"]["pattern"]
 JAFFE_ZIP = ROOT.parent / "shared" / "data" / "jaffe" / "jaffedbase.zip"
 JAFFE_SHA256 = "dea588fc4654d79366aa021fcdda78a81b2545d59339fa09d266ec8fb653d7be"
+# the files that take minutes, longest first: `make test` hands whole files to its two workers in collection order
+# (--no-loadscope-reorder; pytest-xdist's own order puts the files with the most tests first, and these have few),
+# so that the two start on the long ones and finish together
+LONG_FIRST = ("test_robustness.py", "test_pipeline.py", "test_docs.py", "test_benchmarks.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: LONG_FIRST.index(item.path.name) if item.path.name in LONG_FIRST else len(LONG_FIRST))
 
 
 @pytest.fixture
@@ -92,11 +101,26 @@ def stage_cmd(name: str, dvc_yaml: Path = ROOT / "dvc.yaml") -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def trained_pipeline(tmp_path_factory):
-    """A tiny pipeline trained by the real stage scripts, shared read-only by the query and the service tests."""
+def trained_pipeline(tmp_path_factory, worker_id):
+    """A tiny pipeline trained by the real stage scripts, shared read-only by the query and the service tests: built
+    once a test session, by whichever of its pytest-xdist workers asks first, under a lock the others wait on."""
+    if worker_id == "master":  # not under xdist: the base folder's parent is shared with other sessions
+        return _train_pipeline(tmp_path_factory.mktemp("pipe"))
+    shared = tmp_path_factory.getbasetemp().parent  # this session's, above each worker's own
+    root = shared / "pipe"
+    with open(shared / "pipe.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if a worker dies
+        if not (shared / "pipe.done").is_file():
+            shutil.rmtree(root, ignore_errors=True)  # a worker that failed half-way
+            root.mkdir()
+            _train_pipeline(root)
+            (shared / "pipe.done").touch()
+    return root
+
+
+def _train_pipeline(root: Path) -> Path:
     from .test_pipeline import TINY, _merge
 
-    root = tmp_path_factory.mktemp("pipe")
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     shutil.copy(ROOT / "dvc.yaml", root / "dvc.yaml")  # where the query command finds the pipeline's paths
     # enough training for the tiny set to memorise its training images (composition 1.0 after 60 epochs on an AMD

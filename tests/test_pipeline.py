@@ -63,24 +63,51 @@ def _top1(tree: dict, prefix: str = "") -> dict[str, float]:
     return out
 
 
-@pytest.fixture
-def repo(tmp_path):
+def _new_repo(root: Path) -> Path:
     for name in ("dvc.yaml", "stages", "src", ".dvcignore", ".gitignore"):
         src = ROOT / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, root / name)
     params = _merge(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    _run(["git", "init", "-q"], tmp_path)
-    _run(["git", "config", "user.email", "t@example.com"], tmp_path)
-    _run(["git", "config", "user.name", "test"], tmp_path)
-    _run(["dvc", "init", "-q"], tmp_path)
-    _run(["git", "add", "-A"], tmp_path)
-    _run(["git", "commit", "-qm", "init"], tmp_path)
-    return tmp_path
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    _run(["git", "init", "-q"], root)
+    _run(["git", "config", "user.email", "t@example.com"], root)
+    _run(["git", "config", "user.name", "test"], root)
+    _run(["dvc", "init", "-q"], root)
+    _run(["git", "add", "-A"], root)
+    _run(["git", "commit", "-qm", "init"], root)
+    return root
 
 
-def test_repro_metrics_diff_and_noop(repo):
-    _run(["dvc", "repro"], repo)
+@pytest.fixture
+def repo(tmp_path):
+    """A fresh repository: the real dvc.yaml and stages on the tiny params, nothing run yet."""
+    return _new_repo(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def reproduced(tmp_path_factory) -> tuple[Path, str]:
+    """One `dvc repro` of a fresh repository, its outputs committed (read-only: tests take a copy); and what it
+    printed."""
+    root = _new_repo(tmp_path_factory.mktemp("reproduced"))
+    out = _run(["dvc", "repro"], root)
+    _run(["git", "add", "-A"], root)
+    _run(["git", "commit", "-qm", "run 1"], root)
+    return root, out
+
+
+@pytest.fixture
+def ran(reproduced, tmp_path) -> Path:
+    """A copy of the reproduced repository (its DVC cache and run cache included, not DVC's temporary files)."""
+    copy = tmp_path / "ran"
+    shutil.copytree(reproduced[0], copy, symlinks=True, ignore=shutil.ignore_patterns("tmp"))
+    return copy
+
+
+def test_repro_metrics_diff_and_noop(reproduced, ran):
+    repo = ran
+    assert all(
+        f"Running stage '{s}'" in reproduced[1] for s in yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
+    )
     train_m = json.loads((repo / "metrics/train.json").read_text())
     eval_m = json.loads((repo / "metrics/eval.json").read_text())
     assert train_m["epochs"] == 1 and train_m["images_per_second"] > 0
@@ -108,9 +135,6 @@ def test_repro_metrics_diff_and_noop(repo):
     assert (repo / "plots/gallery.png").stat().st_size > 0
     assert (repo / "dvclive/plots/metrics/loss.tsv").is_file()
     assert (repo / "data/index/ngt").is_dir()
-    _run(["git", "add", "-A"], repo)
-    _run(["git", "commit", "-qm", "run 1"], repo)
-
     assert "up to date" in _run(["dvc", "repro"], repo)  # nothing changed: a no-op
 
     # the other search backend, end to end in a copy of the repository: only index and evaluate run again, and
@@ -145,9 +169,9 @@ def test_stages_import_the_library_beside_them_not_the_installed_one(repo):
     assert "the copy's own library" in _run(["dvc", "repro", "data"], repo)
 
 
-def test_every_plot_is_viewable_offline(repo):
+def test_every_plot_is_viewable_offline(ran):
     """dvc plots show draws data plots with Vega from the network; each has a PNG twin, which renders offline."""
-    _run(["dvc", "repro"], repo)
+    repo = ran
     declared = yaml.safe_load((repo / "dvc.yaml").read_text())["plots"]
     vega = [next(iter(p)) for p in declared if isinstance(p, dict)]
     images = [p for p in declared if isinstance(p, str)]
@@ -163,11 +187,13 @@ def test_every_plot_is_viewable_offline(repo):
     assert len(shown) == len(images) and all((repo / "dvc_plots" / src).is_file() for src in shown)
 
 
-def test_exp_run_with_set_param(repo):
-    _run(["dvc", "exp", "run", "-S", "train.epochs=2", "--name", "two"], repo)
-    shown = json.loads(_run(["dvc", "exp", "show", "--json"], repo))
-    text = json.dumps(shown)
-    assert '"two"' in text and '"composition"' in text
+def test_exp_run_in_the_workspace_runs_what_the_param_changed(ran):
+    """Not --temp: the workspace's own run, from the committed outputs (DVC's cache), stage train onwards."""
+    out = _run(["dvc", "exp", "run", "-S", "train.epochs=2", "--name", "two"], ran)
+    assert "Running stage 'train'" in out and "Running stage 'data'" not in out
+    two = _exp_metrics(json.loads(_run(["dvc", "exp", "show", "--json"], ran)), "two")
+    assert two["composition"]["queries"] == 21
+    assert yaml.safe_load((ran / "params.yaml").read_text())["train"]["epochs"] == 2  # the workspace's params
 
 
 def test_stage_errors_are_one_clear_line(repo):
@@ -187,7 +213,9 @@ def test_stage_errors_are_one_clear_line(repo):
     assert "request access" in proc.stderr and not (repo / "data/raw").exists()
 
 
-def test_grid_runs_seeds_through_the_dvc_queue_and_collects_them(repo):
+def test_grid_runs_seeds_through_the_dvc_queue_and_collects_them(ran):
+    """From a committed run, as a user's grid starts: queued experiments take unchanged stages from DVC's cache."""
+    repo = ran
     _run([sys.executable, "-m", "facearith.experiments.grid", "run", "tiny", "--vary", "train.seed=0,1"], repo)
     _run([sys.executable, "-m", "facearith.experiments.grid", "collect", "--out", "grid.json"], repo)
     runs = json.loads((repo / "grid.json").read_text())["runs"]

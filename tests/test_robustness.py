@@ -94,8 +94,7 @@ def whole(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
 def test_interrupted_training_leaves_nothing_and_resumes_to_the_same_model(whole, tmp_path, sig):
-    epochs, over = EPOCHS, RESUMED
-    cut = _workdir(tmp_path / "cut", over)
+    cut = _workdir(tmp_path / "cut", RESUMED)
     proc = _interrupt_training(cut, sig)
     assert proc.returncode == (130 if sig == signal.SIGINT else -signal.SIGKILL)
     assert not (cut / "models/model.pt").exists() and not (cut / "metrics/train.json").exists()
@@ -113,10 +112,10 @@ def test_interrupted_training_leaves_nothing_and_resumes_to_the_same_model(whole
     assert mw["loss"] == mc["loss"]
     # the resumed run reports the whole run: all epochs, of which only the rest ran in this process
     before = int(resumed.stdout.split("after epoch ")[1].split()[0])
-    assert 2 <= before < epochs and mc["epochs"] == epochs and mc["epochs_this_run"] == epochs - before
-    assert mw["epochs_this_run"] == epochs and mw["seconds"] == pytest.approx(mw["seconds_this_run"], abs=0.1)
+    assert 2 <= before < EPOCHS and mc["epochs"] == EPOCHS and mc["epochs_this_run"] == EPOCHS - before
+    assert mw["epochs_this_run"] == EPOCHS and mw["seconds"] == pytest.approx(mw["seconds_this_run"], abs=0.1)
     assert mc["seconds"] > mc["seconds_this_run"] > 0
-    said = re.search(rf"{epochs} epochs in ([0-9.]+) s, {before} of them before a resume", resumed.stdout)
+    said = re.search(rf"{EPOCHS} epochs in ([0-9.]+) s, {before} of them before a resume", resumed.stdout)
     assert said and float(said[1]) == pytest.approx(mc["seconds"], abs=0.06)  # the whole run, as in train.json
 
 
