@@ -103,7 +103,7 @@ def ran(reproduced, tmp_path) -> Path:
     return copy
 
 
-def test_repro_metrics_diff_and_noop(reproduced, ran):
+def test_repro_outputs_a_noop_and_the_exact_backend(reproduced, ran):
     repo = ran
     assert all(
         f"Running stage '{s}'" in reproduced[1] for s in yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
@@ -146,20 +146,6 @@ def test_repro_metrics_diff_and_noop(reproduced, ran):
     if eval_m["search"]["recall_at_1"] == 1.0:
         assert _top1(exact_m) == _top1(eval_m) and len(_top1(eval_m)) > 20
 
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["train"]["epochs"] = 2
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    out = _run(["dvc", "repro"], repo)
-    assert "Running stage 'train'" in out and "Running stage 'data'" not in out
-    diff = json.loads(_run(["dvc", "metrics", "diff", "--json"], repo))
-    assert diff["metrics/train.json"]["epochs"] == {"old": 1, "new": 2, "diff": 1}
-    params_diff = json.loads(_run(["dvc", "params", "diff", "--json"], repo))
-    assert params_diff["params.yaml"]["train.epochs"] == {"old": 1, "new": 2, "diff": 1}
-    plots = json.loads(_run(["dvc", "plots", "show", "--json"], repo))["data"]
-    assert "Training loss per epoch" in plots
-    values = plots["Training loss per epoch"][0]["content"]["data"]["values"]
-    assert [int(v["step"]) for v in values] == [0, 1]  # one point per epoch of the 2-epoch run
-
 
 def test_stages_import_the_library_beside_them_not_the_installed_one(repo):
     """A queued or --temp experiment runs in a copy of the repository; its stages must run that copy's src/, not
@@ -187,13 +173,23 @@ def test_every_plot_is_viewable_offline(ran):
     assert len(shown) == len(images) and all((repo / "dvc_plots" / src).is_file() for src in shown)
 
 
-def test_exp_run_in_the_workspace_runs_what_the_param_changed(ran):
+def test_exp_run_in_the_workspace_reruns_what_changed_and_diffs_against_the_commit(ran):
     """Not --temp: the workspace's own run, from the committed outputs (DVC's cache), stage train onwards."""
-    out = _run(["dvc", "exp", "run", "-S", "train.epochs=2", "--name", "two"], ran)
+    repo = ran
+    out = _run(["dvc", "exp", "run", "-S", "train.epochs=2", "--name", "two"], repo)
     assert "Running stage 'train'" in out and "Running stage 'data'" not in out
-    two = _exp_metrics(json.loads(_run(["dvc", "exp", "show", "--json"], ran)), "two")
+    two = _exp_metrics(json.loads(_run(["dvc", "exp", "show", "--json"], repo)), "two")
     assert two["composition"]["queries"] == 21
-    assert yaml.safe_load((ran / "params.yaml").read_text())["train"]["epochs"] == 2  # the workspace's params
+    assert yaml.safe_load((repo / "params.yaml").read_text())["train"]["epochs"] == 2  # the workspace's params
+    # the workspace against the committed run
+    diff = json.loads(_run(["dvc", "metrics", "diff", "--json"], repo))
+    assert diff["metrics/train.json"]["epochs"] == {"old": 1, "new": 2, "diff": 1}
+    params_diff = json.loads(_run(["dvc", "params", "diff", "--json"], repo))
+    assert params_diff["params.yaml"]["train.epochs"] == {"old": 1, "new": 2, "diff": 1}
+    plots = json.loads(_run(["dvc", "plots", "show", "--json"], repo))["data"]
+    assert "Training loss per epoch" in plots
+    values = plots["Training loss per epoch"][0]["content"]["data"]["values"]
+    assert [int(v["step"]) for v in values] == [0, 1]  # one point per epoch of the 2-epoch run
 
 
 def test_stage_errors_are_one_clear_line(repo):
