@@ -127,7 +127,10 @@ def run(tiny: bool, keep: bool) -> int:
     fresh_copy(repo, tiny)
     committed = (repo / "params.yaml").read_bytes()
     env = dict(os.environ)
-    env.pop("VIRTUAL_ENV", None)
+    # nothing of the caller's make either: `make test PYTEST_ADDOPTS=...` passes its variables on in MAKEFLAGS, and
+    # they would override the copy's own `make test` selection below (the suite ran this check inside itself)
+    for name in ("VIRTUAL_ENV", "MAKEFLAGS", "MFLAGS", "MAKELEVEL"):
+        env.pop(name, None)
     if tiny:  # the borrowed environment's facearith must be this copy's code
         env["PYTHONPATH"] = str(repo / "src")
     else:  # a newcomer's shell: nothing of this environment on PATH
