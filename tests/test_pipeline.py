@@ -104,12 +104,11 @@ def ran(reproduced, tmp_path) -> Path:
 
 
 def test_repro_outputs_a_noop_and_the_exact_backend(reproduced, ran):
-    repo = ran
     assert all(
-        f"Running stage '{s}'" in reproduced[1] for s in yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
+        f"Running stage '{s}'" in reproduced[1] for s in yaml.safe_load((ran / "dvc.yaml").read_text())["stages"]
     )
-    train_m = json.loads((repo / "metrics/train.json").read_text())
-    eval_m = json.loads((repo / "metrics/eval.json").read_text())
+    train_m = json.loads((ran / "metrics/train.json").read_text())
+    eval_m = json.loads((ran / "metrics/eval.json").read_text())
     assert train_m["epochs"] == 1 and train_m["images_per_second"] > 0
     assert train_m["anchors_per_second"] == train_m["images_per_second"]  # blocks: each image forwarded once
     assert eval_m["composition"]["queries"] == 21 and 0 <= eval_m["composition"]["top1"] <= 1
@@ -119,29 +118,29 @@ def test_repro_outputs_a_noop_and_the_exact_backend(reproduced, ran):
     for base in ("network", "baseline_untrained", "baseline_pixels", "baseline_linear"):
         assert set(eval_m[base]) == {"composition", "transfer", "heldout_images", "gallery"}
     # indexed: the network's 2 x 8 head dimensions beside PCA + LDA's (stage linear), the network alone beside
-    feats, network = (np.load(repo / f"data/{n}.npy") for n in ("features", "network_features"))
+    feats, network = (np.load(ran / f"data/{n}.npy") for n in ("features", "network_features"))
     assert network.shape == (42, 16) and feats.shape[0] == 42
-    weight = yaml.safe_load((repo / "params.yaml").read_text())["features"]["fuse_weight"]
+    weight = yaml.safe_load((ran / "params.yaml").read_text())["features"]["fuse_weight"]
     assert 0 < weight["identity"] < 1 and 0 < weight["attribute"] < 1
     # stage fuse passed the fixed weights on (TINY: features.fuse fixed), and the index records them
-    assert json.loads((repo / "metrics/fuse.json").read_text()) == {**weight, "rule": "fixed"}
-    assert json.loads((repo / "data/index/settings.json").read_text())["fuse_weight"] == weight
+    assert json.loads((ran / "metrics/fuse.json").read_text()) == {**weight, "rule": "fixed"}
+    assert json.loads((ran / "data/index/settings.json").read_text())["fuse_weight"] == weight
     # per axis, the network's head then PCA + LDA's (3 persons, 7 expressions: 2 and 6 directions, split by sign)
     assert feats.shape[1] == 8 + 2 * 2 + 8 + 2 * 6
     np.testing.assert_allclose(feats[:, :8], np.sqrt(weight["identity"]) * network[:, :8], atol=1e-6)
     np.testing.assert_allclose(feats[:, 12:20], np.sqrt(weight["attribute"]) * network[:, 8:], atol=1e-6)
     # the index holds every image; the gallery protocols search all 42, label vectors from the 21 trained
     assert eval_m["gallery"]["composition"]["queries"] == 21 and eval_m["gallery"]["transfer"]["queries"] == 42 * 6
-    assert (repo / "plots/gallery.png").stat().st_size > 0
-    assert (repo / "dvclive/plots/metrics/loss.tsv").is_file()
-    assert (repo / "data/index/ngt").is_dir()
-    assert "up to date" in _run(["dvc", "repro"], repo)  # nothing changed: a no-op
+    assert (ran / "plots/gallery.png").stat().st_size > 0
+    assert (ran / "dvclive/plots/metrics/loss.tsv").is_file()
+    assert (ran / "data/index/ngt").is_dir()
+    assert "up to date" in _run(["dvc", "repro"], ran)  # nothing changed: a no-op
 
     # the other search backend, end to end in a copy of the repository: only index and evaluate run again, and
     # where NGT's first hit was always the exact one (recall@1 1.0), exact search gives the same top-1 figures
-    out = _run(["dvc", "exp", "run", "--temp", "-S", "index.backend=exact", "--name", "exact"], repo)
+    out = _run(["dvc", "exp", "run", "--temp", "-S", "index.backend=exact", "--name", "exact"], ran)
     assert "Running stage 'index'" in out and "Running stage 'train'" not in out
-    exact_m = _exp_metrics(json.loads(_run(["dvc", "exp", "show", "--json"], repo)), "exact")
+    exact_m = _exp_metrics(json.loads(_run(["dvc", "exp", "show", "--json"], ran)), "exact")
     assert exact_m["search"]["recall_at_1"] == 1.0
     if eval_m["search"]["recall_at_1"] == 1.0:
         assert _top1(exact_m) == _top1(eval_m) and len(_top1(eval_m)) > 20
@@ -157,36 +156,34 @@ def test_stages_import_the_library_beside_them_not_the_installed_one(repo):
 
 def test_every_plot_is_viewable_offline(ran):
     """dvc plots show draws data plots with Vega from the network; each has a PNG twin, which renders offline."""
-    repo = ran
-    declared = yaml.safe_load((repo / "dvc.yaml").read_text())["plots"]
+    declared = yaml.safe_load((ran / "dvc.yaml").read_text())["plots"]
     vega = [next(iter(p)) for p in declared if isinstance(p, dict)]
     images = [p for p in declared if isinstance(p, str)]
     assert len(vega) == 4 and all(p.endswith(".png") for p in images)
     twins = [p for p in images if not p.endswith("gallery.png")]
     assert len(twins) == len(vega)  # loss curve, per person, per expression, confusion
     for png in images:
-        with Image.open(repo / png) as im:
+        with Image.open(ran / png) as im:
             assert im.format == "PNG" and min(im.size) > 100
-    _run(["dvc", "plots", "show"], repo)
-    html = (repo / "dvc_plots/index.html").read_text()
+    _run(["dvc", "plots", "show"], ran)
+    html = (ran / "dvc_plots/index.html").read_text()
     shown = re.findall(r'<img src="([^"]+)"', html)
-    assert len(shown) == len(images) and all((repo / "dvc_plots" / src).is_file() for src in shown)
+    assert len(shown) == len(images) and all((ran / "dvc_plots" / src).is_file() for src in shown)
 
 
 def test_exp_run_in_the_workspace_reruns_what_changed_and_diffs_against_the_commit(ran):
     """Not --temp: the workspace's own run, from the committed outputs (DVC's cache), stage train onwards."""
-    repo = ran
-    out = _run(["dvc", "exp", "run", "-S", "train.epochs=2", "--name", "two"], repo)
+    out = _run(["dvc", "exp", "run", "-S", "train.epochs=2", "--name", "two"], ran)
     assert "Running stage 'train'" in out and "Running stage 'data'" not in out
-    two = _exp_metrics(json.loads(_run(["dvc", "exp", "show", "--json"], repo)), "two")
+    two = _exp_metrics(json.loads(_run(["dvc", "exp", "show", "--json"], ran)), "two")
     assert two["composition"]["queries"] == 21
-    assert yaml.safe_load((repo / "params.yaml").read_text())["train"]["epochs"] == 2  # the workspace's params
+    assert yaml.safe_load((ran / "params.yaml").read_text())["train"]["epochs"] == 2  # the workspace's params
     # the workspace against the committed run
-    diff = json.loads(_run(["dvc", "metrics", "diff", "--json"], repo))
+    diff = json.loads(_run(["dvc", "metrics", "diff", "--json"], ran))
     assert diff["metrics/train.json"]["epochs"] == {"old": 1, "new": 2, "diff": 1}
-    params_diff = json.loads(_run(["dvc", "params", "diff", "--json"], repo))
+    params_diff = json.loads(_run(["dvc", "params", "diff", "--json"], ran))
     assert params_diff["params.yaml"]["train.epochs"] == {"old": 1, "new": 2, "diff": 1}
-    plots = json.loads(_run(["dvc", "plots", "show", "--json"], repo))["data"]
+    plots = json.loads(_run(["dvc", "plots", "show", "--json"], ran))["data"]
     assert "Training loss per epoch" in plots
     values = plots["Training loss per epoch"][0]["content"]["data"]["values"]
     assert [int(v["step"]) for v in values] == [0, 1]  # one point per epoch of the 2-epoch run
@@ -210,11 +207,10 @@ def test_stage_errors_are_one_clear_line(repo):
 
 
 def test_grid_runs_seeds_through_the_dvc_queue_and_collects_them(ran):
-    """From a committed run, as a user's grid starts: queued experiments take unchanged stages from DVC's cache."""
-    repo = ran
-    _run([sys.executable, "-m", "facearith.experiments.grid", "run", "tiny", "--vary", "train.seed=0,1"], repo)
-    _run([sys.executable, "-m", "facearith.experiments.grid", "collect", "--out", "grid.json"], repo)
-    runs = json.loads((repo / "grid.json").read_text())["runs"]
+    """From a committed run, as a user's grid starts (`grid run` forces every stage of each queued experiment)."""
+    _run([sys.executable, "-m", "facearith.experiments.grid", "run", "tiny", "--vary", "train.seed=0,1"], ran)
+    _run([sys.executable, "-m", "facearith.experiments.grid", "collect", "--out", "grid.json"], ran)
+    runs = json.loads((ran / "grid.json").read_text())["runs"]
     assert [(r["name"], r["group"], r["params"]["train"]["seed"]) for r in runs] == [
         ("tiny-seed0", "tiny", 0),
         ("tiny-seed1", "tiny", 1),
@@ -222,7 +218,7 @@ def test_grid_runs_seeds_through_the_dvc_queue_and_collects_them(ran):
     assert all(r["eval"]["heldout_images"]["composition"]["queries"] > 0 for r in runs)
     assert all(r["train"]["epochs"] == 1 and r["machine"] for r in runs)
     # the experiments ran in the queue, not in the workspace: params.yaml is untouched
-    assert yaml.safe_load((repo / "params.yaml").read_text())["train"]["seed"] == 0
+    assert yaml.safe_load((ran / "params.yaml").read_text())["train"]["seed"] == 0
     # run one again with other params: the queue still lists the earlier run of that name as a success, and
     # the grid must wait for the new one (collect then keeps the newer)
     _run(
@@ -237,8 +233,8 @@ def test_grid_runs_seeds_through_the_dvc_queue_and_collects_them(ran):
             "--vary",
             "train.seed=0",
         ],
-        repo,
+        ran,
     )
-    _run([sys.executable, "-m", "facearith.experiments.grid", "collect", "--out", "grid.json"], repo)
-    runs = json.loads((repo / "grid.json").read_text())["runs"]
+    _run([sys.executable, "-m", "facearith.experiments.grid", "collect", "--out", "grid.json"], ran)
+    runs = json.loads((ran / "grid.json").read_text())["runs"]
     assert [(r["name"], r["train"]["epochs"]) for r in runs] == [("tiny-seed0", 2), ("tiny-seed1", 1)]
