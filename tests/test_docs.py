@@ -5,6 +5,7 @@ the README's `make test` step of `tools/docs_check.py --tiny` runs them after a 
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 import yaml
@@ -34,6 +35,37 @@ def test_every_readme_command_runs_in_order_in_a_fresh_copy():
     assert any("dvc exp run --temp -n mine -S data.source=folder" in line for line in ran)  # the folder example
     assert "bg      facearith serve &" in ran  # and the curl lines after it asked it (--fail-with-body)
     assert lines[-1] == "docs-check: all commands ran"
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (a killed orphan waits as one until its new parent reaps it)."""
+    try:
+        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_background_command_ends_when_the_check_is_killed_outright():
+    """A check killed by SIGKILL (a timeout) runs no `finally`: its `facearith serve &` must not outlive it."""
+    parent = subprocess.Popen(
+        [sys.executable, "-c", (
+            "import subprocess, sys, time; sys.path.insert(0, sys.argv[1]); import docs_check\n"
+            "child = subprocess.Popen(['sleep', '600'], start_new_session=True,\n"
+            "                         preexec_fn=docs_check.die_with_parent)\n"
+            "print(child.pid, flush=True); time.sleep(600)"
+        ), str(ROOT / "tools")],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    child = int(parent.stdout.readline())
+    assert _running(child)
+    parent.kill()
+    parent.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while _running(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _running(child)
 
 
 @pytest.mark.checkout

@@ -119,6 +119,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def die_with_parent() -> None:
+    """In a background command's child, before exec: end with this check's process even when that is killed
+    outright (SIGKILL, a test's timeout), which no `finally` sees. Linux only (prctl PR_SET_PDEATHSIG)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+
+
+def stop_on(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # SIGTERM or SIGHUP as an exit: `finally` stops the background commands
+
+
 def run(tiny: bool, keep: bool) -> int:
     readme = (ROOT / "README.md").read_text()
     work = Path(tempfile.mkdtemp(prefix="facearith-docs-"))
@@ -162,7 +175,7 @@ def run(tiny: bool, keep: bool) -> int:
                     proc = subprocess.Popen(
                         ["bash", "-c", "\n".join(["set -e", *sourced, f"exec {script}"])],
                         cwd=repo, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                        start_new_session=True,
+                        start_new_session=True, preexec_fn=die_with_parent,
                     )  # fmt: skip
                 background.append((bare, proc, log))
                 print(f"bg      {bare}", flush=True)
@@ -211,4 +224,6 @@ if __name__ == "__main__":
     ap.add_argument("--tiny", action="store_true", help="a tiny configuration and this environment's .venv")
     ap.add_argument("--keep", action="store_true", help="keep the temporary copy")
     args = ap.parse_args()
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop_on)
     sys.exit(run(args.tiny, args.keep))
