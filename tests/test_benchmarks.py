@@ -2,6 +2,7 @@
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -130,6 +131,21 @@ def test_time_to_accuracy_runs_recipes_side_by_side(tmp_path, tiny_params):
         for key in ("indexed.composition", "indexed.transfer", "network.composition", "network.transfer"):
             assert 0 <= row[key]["mean"] <= 1 and row[key]["sd"] >= 0, (name, key)
     assert report["summary"]["today"]["time_vs_today"] == 1.0
+
+
+def test_threads_script_times_one_two_thread_process_against_two_single_thread_ones(tmp_path, tiny_params):
+    out = tmp_path / "threads.json"
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "threads.py"), "--epochs", "2", "--params", str(tiny_params)]
+    proc = subprocess.run([*cmd, "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(out.read_text())
+    one, two = report["one_process_2_threads"], report["two_processes_1_thread"]
+    assert len(one["epoch_s"]) == 1 and len(two["epoch_s"]) == 2  # processes
+    assert all(len(run) == 2 and min(run) > 0 for run in one["epoch_s"] + two["epoch_s"])  # epochs
+    assert one["median_epoch_s"] == one["epoch_s"][0][1]  # the epochs after the first
+    assert two["median_epoch_s"] == pytest.approx(statistics.median([run[1] for run in two["epoch_s"]]), abs=0.001)
+    ratio = two["median_epoch_s"] / (2 * one["median_epoch_s"])
+    assert report["two_networks_side_by_side_vs_in_a_row"] == pytest.approx(ratio, abs=0.001)
 
 
 def test_time_to_accuracy_refuses_an_unknown_parameter(tmp_path):
