@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -40,7 +41,7 @@ def test_every_readme_command_runs_in_order_in_a_fresh_copy():
 def _running(pid: int) -> bool:
     """Alive and not a zombie (a killed orphan waits as one until its new parent reaps it)."""
     try:
-        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except FileNotFoundError:
         return False
     return state != "Z"
@@ -62,6 +63,7 @@ def test_a_background_command_ends_when_the_check_is_killed_outright():
     assert _running(child)
     parent.kill()
     parent.wait(timeout=30)
+    parent.stdout.close()
     deadline = time.monotonic() + 10
     while _running(child) and time.monotonic() < deadline:
         time.sleep(0.05)
