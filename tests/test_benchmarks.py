@@ -114,23 +114,40 @@ def tiny_params(tmp_path) -> Path:
 
 
 def test_time_to_accuracy_runs_recipes_side_by_side(tmp_path, tiny_params):
+    import yaml
+
+    # three images per pair, so that stage fuse's inner rule has one per pair to hold out
+    params = yaml.safe_load(tiny_params.read_text())
+    params["data"]["synthetic"]["images_per_pair"] = 3
+    tiny_params.write_text(yaml.safe_dump(params))
     out = tmp_path / "tta.json"
     cmd = [sys.executable, str(ROOT / "benchmarks" / "time_to_accuracy.py"), "--seeds", "0,1", "--scale", "0.01"]
     cmd += ["--params", str(tiny_params)]
-    cmd += ["--recipes", "today,b8:train.batch_size=8;train.epochs=100", "--out", str(out)]
+    cmd += ["--recipes", "today,b8:train.batch_size=8;train.epochs=100;features.fuse=inner", "--out", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(out.read_text())
     assert report["data"] == "synthetic" and report["recipes"]["today"]["legacy"] == 1
-    assert report["recipes"]["b8"] == {"train.batch_size": 8, "train.epochs": 100}
+    assert report["recipes"]["b8"] == {"train.batch_size": 8, "train.epochs": 100, "features.fuse": "inner"}
     # --scale 0.01: 160 epochs become 2, 100 become 1; the seeds interleave the recipes
     assert [r["epochs"] for r in report["runs"]["today"]] == [2, 2] and report["runs"]["b8"][0]["epochs"] == 1
     assert [r["seed"] for r in report["runs"]["b8"]] == [0, 1]
+    # today's index had params' fixed weights and no inner network; the inner rule trains one, and it is timed
+    fixed = params["features"]["fuse_weight"]
+    for entry in report["runs"]["today"]:
+        assert entry["weights"] == {"rule": "fixed", **fixed} and entry["inner_s"] == 0
+        assert entry["time_s"] == entry["train_s"]
+    for entry in report["runs"]["b8"]:
+        assert entry["weights"]["rule"] == "inner" and entry["inner_s"] > 0
+        assert entry["time_s"] == pytest.approx(entry["train_s"] + entry["inner_s"], abs=0.11)
+        assert 0 <= entry["weights"]["identity"] <= 1 and 0 <= entry["weights"]["attribute"] <= 1
     for name, row in report["summary"].items():
-        assert row["seeds"] == 2 and row["train_s"]["mean"] > 0
+        assert row["seeds"] == 2 and row["train_s"]["mean"] > 0 and row["time_s"]["mean"] >= row["train_s"]["mean"]
         for key in ("indexed.composition", "indexed.transfer", "network.composition", "network.transfer"):
             assert 0 <= row[key]["mean"] <= 1 and row[key]["sd"] >= 0, (name, key)
-    assert report["summary"]["today"]["time_vs_today"] == 1.0
+    assert report["summary"]["today"]["time_vs_today"] == report["summary"]["today"]["train_vs_today"] == 1.0
+    b8 = report["summary"]["b8"]
+    assert b8["time_vs_today"] == round(b8["time_s"]["mean"] / report["summary"]["today"]["time_s"]["mean"], 3)
 
 
 def test_threads_script_times_one_two_thread_process_against_two_single_thread_ones(tmp_path, tiny_params):
