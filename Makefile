@@ -42,7 +42,7 @@ format: venv
 
 # the seed's way against the project's (benchmarks/results.json), then time to accuracy on JAFFE: the recipe of
 # 2dd16ee and the defaults (with stage fuse's inner network), 3 seeds each, side by side
-# (benchmarks/time_to_accuracy.json; about 30 minutes on a 2-core AVX-512 CPU, twice that with AVX2 only),
+# (benchmarks/time_to_accuracy.json; about 30 minutes on a 2-core AVX-512 CPU, 47 on the AVX2-only one),
 # then `facearith serve`'s latency beside the command's cold start over this checkout's pipeline (serve.json)
 bench: venv
 	$(PY) benchmarks/run.py
