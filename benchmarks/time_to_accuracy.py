@@ -150,10 +150,10 @@ def main() -> None:
                     if device.type == "cuda":
                         torch.cuda.synchronize()
                     seconds = time.perf_counter() - t
-                    # the weights as stage fuse gives them: inner trains its network on the recipe's params too
-                    t = time.perf_counter()
+                    # the weights as stage fuse gives them: inner trains its network on the recipe's params too,
+                    # and records its seconds (fixed: none)
                     choice = fusion.decide(table, replace(p, train=tp), device)
-                    inner_s = time.perf_counter() - t if choice.rule == "inner" else 0.0
+                    inner_s = float(choice.inner.get("seconds", 0.0))
                 indexed, alone = extract.embed(
                     net, tp.image_size, lin, choice.pair(), images, p.features.batch_size, device
                 )
