@@ -16,7 +16,11 @@ trainings, the time `make repro` spends); with `fixed`, params' `features.fuse_w
 Recipes: `today`, the recipe and code path committed before this benchmark existed (160 epochs, params' fixed
 fuse weights, and the per-image input path with torch's NaN fill of new tensors, both since removed), `defaults`
 (params.yaml as it is), or `name:key=value;key=value` over params.yaml (keys as `-S` takes them: train.epochs=80).
-`--scale` multiplies every recipe's epochs (for tests).
+One key is not a parameter: `continue=K` (with `features.fuse=inner`) does not train the final network from
+scratch but continues stage fuse's inner network, which chose the weights, for K epochs on all the training
+images (SWA, if on, over the last part of those K as over any training); `time_s` is then the inner network's
+and the continuation's. Recipes whose params differ only in `continue` share one inner network per seed, trained
+once and timed once. `--scale` multiplies every recipe's epochs (for tests).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from __future__ import annotations
 import argparse
 import ast
 import contextlib
+import copy
 import json
 import statistics
 import sys
@@ -65,7 +70,7 @@ def with_overrides(params, over: dict[str, object]):
 
     raw = settings.as_dict(params)
     for key, value in over.items():
-        if key == "legacy":
+        if key in ("legacy", "continue"):
             continue
         node = raw
         *head, last = key.split(".")
@@ -101,6 +106,25 @@ def legacy_runtime(on: bool) -> Iterator[None]:
         torch.utils.deterministic.fill_uninitialized_memory = False
 
 
+@contextlib.contextmanager
+def keeping_inner(kept: list) -> Iterator[None]:
+    """Within it, every network stage fuse's rule trains (through members.train_selected) is appended to `kept`."""
+    from facearith.training import members
+
+    train_selected = members.train_selected
+
+    def keep(*args, **kwargs):
+        net, result = train_selected(*args, **kwargs)
+        kept.append(net)
+        return net, result
+
+    members.train_selected = keep
+    try:
+        yield
+    finally:
+        members.train_selected = train_selected
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--archive", default="", help="a jaffedbase.zip; default: the embedded synthetic set")
@@ -116,16 +140,20 @@ def main() -> None:
     import torch
     from run import dataset, machine
 
-    from facearith import config
+    from facearith import config, settings
     from facearith.evaluation import run as evaluation
     from facearith.features import extract, fusion, linear
-    from facearith.training import members, network
+    from facearith.training import loop, members, network
 
     start = time.perf_counter()
     base = config.load(args.params)
     device = network.resolve_device(args.device)
     recipes = dict(parse_recipe(s) for s in args.recipes.split(","))
     chosen = {name: with_overrides(base, over) for name, over in recipes.items()}  # a bad key fails here, first
+    for name, over in recipes.items():
+        p = chosen[name]
+        if over.get("continue") and (p.features.fuse != "inner" or p.model.members != 1):
+            raise SystemExit(f"time_to_accuracy: recipe {name}: continue= needs features.fuse=inner, one network")
     report: dict = {"machine": machine(), "device": str(device), "data": "jaffe" if args.archive else "synthetic"}
     report["recipes"] = dict(recipes)
     runs: dict[str, list[dict]] = {name: [] for name in recipes}
@@ -139,25 +167,39 @@ def main() -> None:
         sel = table.selected.to_numpy()
         rows = np.flatnonzero(sel)
         fit_imgs = [images[i] for i in rows]
-        lin, _ = linear.fit_images(fit_imgs, table.identity.iloc[rows], table.attribute.iloc[rows], base.linear.size)
+        fit_ids, fit_attrs = table.identity.iloc[rows].to_numpy(), table.attribute.iloc[rows].to_numpy()
+        lin, _ = linear.fit_images(fit_imgs, fit_ids, fit_attrs, base.linear.size)
+        inner_cache: dict[tuple[int, str], tuple] = {}  # (seed, params) -> (choice, inner network)
         for seed in [int(s) for s in args.seeds.split(",")]:
             for name, over in recipes.items():
                 p = chosen[name]
                 tp = replace(p.train, seed=seed, epochs=max(1, round(p.train.epochs * args.scale)))
+                cont = int(over.get("continue", 0))
                 with legacy_runtime(bool(over.get("legacy"))):
+                    # the weights as stage fuse gives them: inner trains its network on the recipe's params too,
+                    # and records its seconds (fixed: none)
+                    ident = (seed, json.dumps(settings.as_dict(replace(p, train=tp)), sort_keys=True))
+                    if ident not in inner_cache:
+                        kept: list = []
+                        with keeping_inner(kept):
+                            choice = fusion.decide(table, replace(p, train=tp), device)
+                        inner_cache[ident] = (choice, kept[0] if kept else None)
+                    choice, inner_net = inner_cache[ident]
+                    inner_s = float(choice.inner.get("seconds", 0.0))
                     t = time.perf_counter()
-                    net, result = members.train_selected(table, p.model, tp, device, progress=False)
+                    if cont:
+                        net = copy.deepcopy(inner_net)
+                        ct = replace(tp, epochs=max(1, round(cont * args.scale)))
+                        result = loop.train(net, fit_imgs, fit_ids, fit_attrs, ct, device, progress=False)
+                    else:
+                        net, result = members.train_selected(table, p.model, tp, device, progress=False)
                     if device.type == "cuda":
                         torch.cuda.synchronize()
                     seconds = time.perf_counter() - t
-                    # the weights as stage fuse gives them: inner trains its network on the recipe's params too,
-                    # and records its seconds (fixed: none)
-                    choice = fusion.decide(table, replace(p, train=tp), device)
-                    inner_s = float(choice.inner.get("seconds", 0.0))
                 indexed, alone = extract.embed(
                     net, tp.image_size, lin, choice.pair(), images, p.features.batch_size, device
                 )
-                entry = {"seed": seed, "epochs": tp.epochs, "train_s": round(seconds, 1)}
+                entry = {"seed": seed, "epochs": ct.epochs if cont else tp.epochs, "train_s": round(seconds, 1)}
                 entry |= {"inner_s": round(inner_s, 1), "time_s": round(seconds + inner_s, 1)}
                 entry["weights"] = {"rule": choice.rule, "identity": choice.identity, "attribute": choice.attribute}
                 entry["images_per_second"] = round(result.images_per_second, 1)
