@@ -41,13 +41,13 @@ format: venv
 	ruff check --fix . && ruff format .
 
 # the seed's way against the project's (benchmarks/results.json), then time to accuracy on JAFFE: the recipe of
-# 2dd16ee, the defaults (with stage fuse's inner network) and the defaults' final network continued from that inner
-# one for 80 epochs (not yet the pipeline's), 3 seeds each, side by side (benchmarks/time_to_accuracy.json; about
-# 37 minutes on a 2-core AVX-512 CPU, 56 on the AVX2-only one),
+# 2dd16ee, the defaults (stage fuse's inner network, continued for the index's network) and the defaults with the
+# index's network trained from scratch instead (final.start=scratch), 3 seeds each, side by side
+# (benchmarks/time_to_accuracy.json; about 37 minutes on a 2-core AVX-512 CPU, 56 on the AVX2-only one),
 # then `facearith serve`'s latency beside the command's cold start over this checkout's pipeline (serve.json)
 bench: venv
 	$(PY) benchmarks/run.py
-	$(PY) benchmarks/time_to_accuracy.py --archive $(JAFFE) --recipes 'today,defaults,continued:continue=80' \
+	$(PY) benchmarks/time_to_accuracy.py --archive $(JAFFE) --recipes 'today,defaults,scratch:final.start=scratch' \
 	  --out benchmarks/time_to_accuracy.json
 	$(PY) benchmarks/serve.py --root . --out benchmarks/serve.json
 

@@ -16,11 +16,10 @@ trainings, the time `make repro` spends); with `fixed`, params' `features.fuse_w
 Recipes: `today`, the recipe and code path committed before this benchmark existed (160 epochs, params' fixed
 fuse weights, and the per-image input path with torch's NaN fill of new tensors, both since removed), `defaults`
 (params.yaml as it is), or `name:key=value;key=value` over params.yaml (keys as `-S` takes them: train.epochs=80).
-One key is not a parameter: `continue=K` (with `features.fuse=inner`) does not train the final network from
-scratch but continues stage fuse's inner network, which chose the weights, for K epochs on all the training
-images (SWA, if on, over the last part of those K as over any training); `time_s` is then the inner network's
-and the continuation's. Recipes whose params differ only in `continue` share one inner network per seed, trained
-once and timed once. `--scale` multiplies every recipe's epochs (for tests).
+With `final.start: inner` (the defaults) the final network is stage fuse's inner network continued for
+`final.epochs` on all the training images, as stage train continues it; `final.start=scratch` trains it anew for
+`train.epochs`. Recipes whose params differ only in `final.*` share one inner network per seed, trained once and
+timed once. `--scale` multiplies every recipe's epochs (for tests).
 """
 
 from __future__ import annotations
@@ -45,7 +44,7 @@ sys.path.insert(0, str(HERE))
 # had params' fixed weights: stage fuse's inner rule came later (issue 29)
 TODAY = (
     "today:train.epochs=160;train.batch_size=16;train.lr=0.001;train.schedule=constant;train.swa_from=0.5;"
-    "features.fuse=fixed;legacy=1"
+    "features.fuse=fixed;final.start=scratch;legacy=1"
 )
 
 
@@ -67,10 +66,11 @@ def parse_recipe(spec: str) -> tuple[str, dict[str, object]]:
 def with_overrides(params, over: dict[str, object]):
     """params (config.Params) with 'section.key' overrides applied, validated as params.yaml is."""
     from facearith import config, settings
+    from facearith.errors import ConfigError
 
     raw = settings.as_dict(params)
     for key, value in over.items():
-        if key in ("legacy", "continue"):
+        if key == "legacy":
             continue
         node = raw
         *head, last = key.split(".")
@@ -79,7 +79,10 @@ def with_overrides(params, over: dict[str, object]):
         if last not in node:
             raise SystemExit(f"time_to_accuracy: unknown parameter {key!r}")
         node[last] = value
-    return config.validate(raw)
+    try:
+        return config.validate(raw)
+    except ConfigError as exc:
+        raise SystemExit(f"time_to_accuracy: {exc}") from None
 
 
 @contextlib.contextmanager
@@ -106,25 +109,6 @@ def legacy_runtime(on: bool) -> Iterator[None]:
         torch.utils.deterministic.fill_uninitialized_memory = False
 
 
-@contextlib.contextmanager
-def keeping_inner(kept: list) -> Iterator[None]:
-    """Within it, every network stage fuse's rule trains (through members.train_selected) is appended to `kept`."""
-    from facearith.training import members
-
-    train_selected = members.train_selected
-
-    def keep(*args, **kwargs):
-        net, result = train_selected(*args, **kwargs)
-        kept.append(net)
-        return net, result
-
-    members.train_selected = keep
-    try:
-        yield
-    finally:
-        members.train_selected = train_selected
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--archive", default="", help="a jaffedbase.zip; default: the embedded synthetic set")
@@ -143,17 +127,18 @@ def main() -> None:
     from facearith import config, settings
     from facearith.evaluation import run as evaluation
     from facearith.features import extract, fusion, linear
-    from facearith.training import loop, members, network
+    from facearith.training import members, network
 
     start = time.perf_counter()
     base = config.load(args.params)
     device = network.resolve_device(args.device)
     recipes = dict(parse_recipe(s) for s in args.recipes.split(","))
-    chosen = {name: with_overrides(base, over) for name, over in recipes.items()}  # a bad key fails here, first
-    for name, over in recipes.items():
-        p = chosen[name]
-        if over.get("continue") and (p.features.fuse != "inner" or p.model.members != 1):
-            raise SystemExit(f"time_to_accuracy: recipe {name}: continue= needs features.fuse=inner, one network")
+    chosen = {}
+    for name, over in recipes.items():  # a bad key or combination fails here, before any training
+        try:
+            chosen[name] = with_overrides(base, over)
+        except SystemExit as exc:
+            raise SystemExit(f"{exc} (recipe {name})") from None
     report: dict = {"machine": machine(), "device": str(device), "data": "jaffe" if args.archive else "synthetic"}
     report["recipes"] = dict(recipes)
     runs: dict[str, list[dict]] = {name: [] for name in recipes}
@@ -169,28 +154,28 @@ def main() -> None:
         fit_imgs = [images[i] for i in rows]
         fit_ids, fit_attrs = table.identity.iloc[rows].to_numpy(), table.attribute.iloc[rows].to_numpy()
         lin, _ = linear.fit_images(fit_imgs, fit_ids, fit_attrs, base.linear.size)
-        inner_cache: dict[tuple[int, str], tuple] = {}  # (seed, params) -> (choice, inner network)
+        labels = (table.identity.nunique(), table.attribute.nunique())
+        inner_cache: dict[tuple[int, str], tuple] = {}  # (seed, params but final) -> (choice, inner network)
         for seed in [int(s) for s in args.seeds.split(",")]:
             for name, over in recipes.items():
                 p = chosen[name]
                 tp = replace(p.train, seed=seed, epochs=max(1, round(p.train.epochs * args.scale)))
-                cont = int(over.get("continue", 0))
+                final = replace(tp, epochs=max(1, round(p.final.epochs * args.scale)))
                 with legacy_runtime(bool(over.get("legacy"))):
                     # the weights as stage fuse gives them: inner trains its network on the recipe's params too,
-                    # and records its seconds (fixed: none)
-                    ident = (seed, json.dumps(settings.as_dict(replace(p, train=tp)), sort_keys=True))
+                    # and records its seconds (fixed: none); final.* does not change it
+                    shared = {k: v for k, v in settings.as_dict(replace(p, train=tp)).items() if k != "final"}
+                    ident = (seed, json.dumps(shared, sort_keys=True))
                     if ident not in inner_cache:
-                        kept: list = []
-                        with keeping_inner(kept):
-                            choice = fusion.decide(table, replace(p, train=tp), device)
-                        inner_cache[ident] = (choice, kept[0] if kept else None)
+                        inner_cache[ident] = fusion.decide(table, replace(p, train=tp), device)
                     choice, inner_net = inner_cache[ident]
                     inner_s = float(choice.inner.get("seconds", 0.0))
                     t = time.perf_counter()
-                    if cont:
-                        net = copy.deepcopy(inner_net)
-                        ct = replace(tp, epochs=max(1, round(cont * args.scale)))
-                        result = loop.train(net, fit_imgs, fit_ids, fit_attrs, ct, device, progress=False)
+                    if p.final.start == "inner":  # as stage train continues it, on a copy kept apart per recipe
+                        starts = network.members_of(copy.deepcopy(inner_net))
+                        net, result = members.train_members(
+                            fit_imgs, fit_ids, fit_attrs, labels, p.model, final, device, starts=starts, progress=False
+                        )
                     else:
                         net, result = members.train_selected(table, p.model, tp, device, progress=False)
                     if device.type == "cuda":
@@ -199,7 +184,8 @@ def main() -> None:
                 indexed, alone = extract.embed(
                     net, tp.image_size, lin, choice.pair(), images, p.features.batch_size, device
                 )
-                entry = {"seed": seed, "epochs": ct.epochs if cont else tp.epochs, "train_s": round(seconds, 1)}
+                epochs = final.epochs if p.final.start == "inner" else tp.epochs
+                entry = {"seed": seed, "epochs": epochs, "train_s": round(seconds, 1)}
                 entry |= {"inner_s": round(inner_s, 1), "time_s": round(seconds + inner_s, 1)}
                 entry["weights"] = {"rule": choice.rule, "identity": choice.identity, "attribute": choice.attribute}
                 entry["images_per_second"] = round(result.images_per_second, 1)

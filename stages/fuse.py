@@ -1,6 +1,7 @@
 """Stage fuse: the weights of the network's features beside PCA + LDA's in the index, per axis: chosen on the
 training images alone (features.fuse: inner; a network trained on part of them, scored on the rest), or
-params' features.fuse_weight (fixed). The features stage uses them; index records them beside the index."""
+params' features.fuse_weight (fixed). The features stage uses them; index records them beside the index. The
+inner network is kept for stage train to continue (final.start: inner); with fixed weights its file says none."""
 
 import _bootstrap  # noqa: F401  (this checkout's src/ first)
 
@@ -18,7 +19,9 @@ def main(args) -> None:
     # the inner network checkpoints beside the train stage's network, and resumes as it does
     ck = fusion.inner_checkpoint(params.checkpoint.path)
     fingerprint = checkpoints.fingerprint(params.model, params.train, args.table) if ck else ""
-    choice = fusion.decide(read_table(args.table), params, device, checkpoint=ck, fingerprint=fingerprint)
+    table = read_table(args.table)
+    choice, inner_net = fusion.decide(table, params, device, checkpoint=ck, fingerprint=fingerprint)
+    fusion.save_inner(inner_net, args.inner, table, params)
     fuse_choice.save(choice, args.out)
     write_json(args.metrics, choice.metrics())
     checkpoints.remove(ck, params.model.members)  # finished: nothing left to resume
@@ -34,4 +37,4 @@ def main(args) -> None:
 
 
 if __name__ == "__main__":
-    runner.stage("fuse", main, __doc__, "params", "table", "out", "metrics")
+    runner.stage("fuse", main, __doc__, "params", "table", "out", "metrics", "inner")

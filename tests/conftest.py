@@ -133,7 +133,7 @@ def _train_pipeline(root: Path) -> Path:
     tiny = _merge(TINY, {"train": {"epochs": 60, "sampler": "triplets", "swa_from": 0.0}, "features": alone})
     params = _merge(yaml.safe_load((ROOT / "params.yaml").read_text()), tiny)
     (root / "params.yaml").write_text(yaml.safe_dump(params))
-    for stage in ("data", "prepare", "linear", "train", "fuse", "features", "index", "evaluate"):
+    for stage in ("data", "prepare", "linear", "fuse", "train", "features", "index", "evaluate"):
         proc = subprocess.run(stage_cmd(stage), cwd=root, env=env, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
     # what holds on every CPU (each trains another model): the trained network composes its training images far

@@ -125,7 +125,7 @@ def test_time_to_accuracy_runs_recipes_side_by_side(tmp_path, tiny_params):
     cmd += ["--params", str(tiny_params)]
     b8 = "b8:train.batch_size=8;train.epochs=100;features.fuse=inner"
     # c: b8's params, its final network continued from the inner network for 100 epochs (1 at --scale 0.01)
-    cmd += ["--recipes", f"today,{b8},c{b8[2:]};continue=100", "--out", str(out)]
+    cmd += ["--recipes", f"today,{b8},c{b8[2:]};final.start=inner;final.epochs=100", "--out", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(out.read_text())
@@ -144,7 +144,7 @@ def test_time_to_accuracy_runs_recipes_side_by_side(tmp_path, tiny_params):
         assert entry["time_s"] == pytest.approx(entry["train_s"] + entry["inner_s"], abs=0.11)
         assert 0 <= entry["weights"]["identity"] <= 1 and 0 <= entry["weights"]["attribute"] <= 1
     # c shares b8's inner network, seed by seed (the same weights, its time counted once in each), and continues it
-    assert report["recipes"]["c"] == {**report["recipes"]["b8"], "continue": 100}
+    assert report["recipes"]["c"] == {**report["recipes"]["b8"], "final.start": "inner", "final.epochs": 100}
     for mine, its in zip(report["runs"]["c"], report["runs"]["b8"], strict=True):
         assert mine["inner_s"] == its["inner_s"] > 0 and mine["weights"] == its["weights"] and mine["epochs"] == 1
         assert mine["time_s"] == pytest.approx(mine["train_s"] + mine["inner_s"], abs=0.11)
@@ -176,10 +176,10 @@ def test_time_to_accuracy_refuses_an_unknown_parameter(tmp_path):
     cmd = [sys.executable, str(ROOT / "benchmarks" / "time_to_accuracy.py"), "--recipes", "x:train.epoch=3"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode != 0 and "unknown parameter 'train.epoch'" in proc.stderr
-    # continuing the inner network needs one: not with fixed weights
-    cmd[-1] = "x:features.fuse=fixed;continue=3"
+    # continuing the inner network (final.start: inner, the default) needs one: not with fixed weights
+    cmd[-1] = "x:features.fuse=fixed"
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert proc.returncode != 0 and "recipe x: continue= needs features.fuse=inner" in proc.stderr
+    assert proc.returncode != 0 and "'final.start' is inner" in proc.stderr and "(recipe x)" in proc.stderr
 
 
 def test_profile_splits_the_step_by_operator_kind(tmp_path, tiny_params):

@@ -72,6 +72,10 @@ def test_nothing_is_filled_in():
         ("features.fuse_weight", 0.2, "'features.fuse_weight' must be a mapping with keys ['identity', 'attribute']"),
         ("features.fuse", "auto", "'features.fuse' is 'auto'; allowed: inner, fixed"),
         ("features.fuse_steps", 0, "'features.fuse_steps' is 0; it must be at least 1"),
+        # final.start inner continues stage fuse's inner network, which fixed weights do not train
+        ("features.fuse", "fixed", "'final.start' is inner (continue stage fuse's inner network), but 'features.fuse'"),
+        ("final.start", "warm", "'final.start' is 'warm'; allowed: inner, scratch"),
+        ("final.epochs", 0, "'final.epochs' is 0; it must be at least 1"),
         ("linear.size", 2, "'linear.size' is 2; it must be at least 4 (pixels a side)"),
         ("data", "jaffe", "'data' must be a mapping"),
     ],

@@ -17,7 +17,7 @@ import yaml
 from .conftest import ROOT, stage_cmd
 from .test_pipeline import TINY, _merge
 
-STAGES = ["data", "prepare", "linear", "train", "fuse", "features", "index", "evaluate"]
+STAGES = ["data", "prepare", "linear", "fuse", "train", "features", "index", "evaluate"]
 
 TRACER = r"""
 import dataclasses, json, os, runpy, sys, typing

@@ -148,6 +148,12 @@ def test_fixed_weights_train_nothing(prepared, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "fixed by features.fuse_weight" in proc.stdout
     assert json.loads((root / "metrics/fuse.json").read_text()) == {"identity": 0.6, "attribute": 0.2, "rule": "fixed"}
+    # its inner network's file exists, as DVC wants of an output, and says there is none
+    from facearith.errors import ModelError
+    from facearith.training import network
+
+    with pytest.raises(ModelError, match="inner.pt holds no network: features.fuse is fixed"):
+        network.load(root / "models/inner.pt")
 
 
 def test_a_split_without_second_images_is_refused_with_what_to_do(prepared, tmp_path):
@@ -162,3 +168,54 @@ def test_a_split_without_second_images_is_refused_with_what_to_do(prepared, tmp_
     proc = _stage(root, "fuse")
     assert proc.returncode == 1 and "fuse: error:" in proc.stderr and "set features.fuse to 'fixed'" in proc.stderr
     assert not (root / "models/fuse.json").exists() and not (root / "metrics/fuse.json").exists()
+
+
+def _weights(path: Path) -> dict:
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+
+
+def _distance(a: dict, b: dict) -> float:
+    return sum(float((a[k].double() - b[k].double()).norm()) for k in a if a[k].is_floating_point())
+
+
+def test_train_continues_the_inner_network(prepared, tmp_path):
+    """final.start inner: stage train's network is stage fuse's inner network trained further, final.epochs on all
+    the training images, not a new one; a checkpoint of another start is not resumed; an inner network of other
+    model settings is refused."""
+    import shutil
+
+    from facearith import config
+    from facearith.training import checkpoints, members, network
+
+    root = tmp_path / "continued"
+    shutil.copytree(prepared, root)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["final"] = {"start": "inner", "epochs": 1}
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    assert _stage(root, "fuse").returncode == 0
+    proc = _stage(root, "train")
+    assert proc.returncode == 0, proc.stderr
+    assert "continuing models/inner.pt" in proc.stdout
+    metrics = json.loads((root / "metrics/train.json").read_text())
+    assert metrics["start"] == "inner" and metrics["epochs"] == 1
+    inner, model = _weights(root / "models/inner.pt"), _weights(root / "models/model.pt")
+    # one epoch on from the inner network, against the untrained network its training started from
+    p = config.load(root / "params.yaml")
+    untrained = members.initial_member(p.model, p.train.seed, 1, 3, 7).state_dict()
+    moved, trained = _distance(model, inner), _distance(untrained, inner)
+    assert 0 < moved < 0.5 * trained, (moved, trained)
+    # the checkpoint of a continuation is bound to the network it continued
+    table = root / "data/prepared/table.csv"
+    plain = checkpoints.fingerprint(p.model, p.train, table)
+    assert checkpoints.fingerprint(p.model, p.train, table, root / "models/inner.pt") != plain
+    # an inner network of other model settings (stage fuse not rerun) is refused, and nothing is written
+    (root / "models/model.pt").unlink()
+    params["model"]["dim"] = 16
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    proc = _stage(root, "train")
+    assert proc.returncode == 1 and "models/inner.pt was trained with other model settings" in proc.stderr
+    assert "dvc repro" in proc.stderr and not (root / "models/model.pt").exists()
+    with pytest.raises(Exception, match="not found"):
+        network.load(root / "models/model.pt")

@@ -20,8 +20,10 @@ TINY = {
     "model": {"dim": 8},
     "train": {"epochs": 1, "image_size": 32, "batch_size": 8, "threads": 1},
     "evaluate": {"seed_queries": 10},
-    # two images per pair leave the inner rule none to hold out (tests/test_fusion.py runs it on three)
+    # two images per pair leave the inner rule none to hold out (tests/test_fusion.py runs it on three), so there
+    # is no inner network to continue either
     "features": {"fuse": "fixed"},
+    "final": {"start": "scratch"},
 }
 
 

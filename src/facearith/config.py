@@ -183,6 +183,15 @@ class FeaturesParams:
 
 
 @dataclass(frozen=True)
+class FinalParams:
+    """final: where the network the index uses starts (stage train): from scratch for train.epochs, or from stage
+    fuse's inner network, continued on all the training images (it has learnt most of what a fresh one would)."""
+
+    start: str = choices("inner", "scratch")
+    epochs: int = at_least(1, "at least 1")
+
+
+@dataclass(frozen=True)
 class CheckpointParams:
     """checkpoint: the checkpoint that lets an interrupted training resume."""
 
@@ -221,9 +230,17 @@ class Params:
     model: ModelParams
     train: TrainParams
     features: FeaturesParams
+    final: FinalParams
     checkpoint: CheckpointParams
     index: IndexParams
     evaluate: EvaluateParams
+
+    def __post_init__(self) -> None:
+        if self.final.start == "inner" and self.features.fuse != "inner":
+            raise ConfigError(
+                "params: 'final.start' is inner (continue stage fuse's inner network), but 'features.fuse' is "
+                f"{self.features.fuse} and trains none; set final.start: scratch, or features.fuse: inner"
+            )
 
 
 def validate(raw: Any) -> Params:

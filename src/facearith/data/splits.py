@@ -74,6 +74,6 @@ def inner_split(table: pd.DataFrame, mode: str, seed: int, folds: int) -> np.nda
         raise ConfigError(
             f"features.fuse 'inner' holds out part of the {len(table)} training images to choose the fuse weights, "
             f"but with prepare.split '{mode}' they have {short} to hold out; set features.fuse to 'fixed' "
-            "(features.fuse_weight)"
+            "(features.fuse_weight) and final.start to 'scratch'"
         )
     return mask

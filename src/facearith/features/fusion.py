@@ -8,7 +8,8 @@ every pair of weights on a grid (features.fuse_steps); the best, after averaging
 neighbours (a few queries' luck should not pick a lone peak), is used with the final network, trained on all the
 training images. On the training images themselves the network would score 1.0 by memorising them, so they
 cannot choose. It costs a second training on fewer images (stage fuse), checkpointed as the train stage's is, so
-that an interrupted run resumes there.
+that an interrupted run resumes there; stage train then continues that inner network (final.start: inner)
+rather than training the final one from scratch, which earns most of that cost back.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from facearith.features import linear
 from facearith.features.choice import Choice, key
 from facearith.features.extract import extract, fused, layout
 from facearith.search.exact import ExactSearcher
-from facearith.training import members
+from facearith.training import members, network
+from facearith.training.network import Ensemble, FaceNet
 
 # what the weights are scored on: the inner held-out images' protocols, each top-1, weighted alike
 SCORED = ("heldout_images.composition", "heldout_images.transfer")
@@ -101,10 +103,11 @@ def inner_checkpoint(path: str | os.PathLike) -> Path | None:
 
 def choose_weights(
     table: pd.DataFrame, params: Params, device: torch.device, checkpoint: Path | None = None, fingerprint: str = ""
-) -> Choice:
-    """The inner rule on the table's training rows (`selected`), and only those: no other row's image is opened.
-    With `checkpoint`, the inner network's training is checkpointed there and resumed as params.checkpoint says,
-    when it is of the same `fingerprint` (the train stage's: params, table, code) and the same inner split."""
+) -> tuple[Choice, FaceNet | Ensemble]:
+    """The inner rule on the table's training rows (`selected`), and only those: no other row's image is opened;
+    the weights, and the inner network that chose them. With `checkpoint`, the inner network's training is
+    checkpointed there and resumed as params.checkpoint says, when it is of the same `fingerprint` (the train
+    stage's: params, table, code) and the same inner split."""
     rows = table[table["selected"].to_numpy()].reset_index(drop=True)
     pp, fp, cp = params.prepare, params.features, params.checkpoint
     trained = inner_split(rows, pp.split, pp.seed, pp.folds)
@@ -118,14 +121,14 @@ def choose_weights(
     net, result = members.train_selected(inner_rows, params.model, params.train, device, **resuming)
     earlier = sum(result.epoch_seconds[: result.epochs_resumed])  # a resumed run's seconds before the resume
     images = load_images(rows.path.tolist())
-    network = extract(net, images, params.train.image_size, fp.batch_size, device)
+    net_features = extract(net, images, params.train.image_size, fp.batch_size, device)
     picked = [images[i] for i in np.flatnonzero(trained)]
     lin, _ = linear.fit_images(picked, rows.identity[trained], rows.attribute[trained], params.linear.size)
     ident, attr = rows.identity.to_numpy(), rows.attribute.to_numpy()
     embedding, n_members = layout(net)
     fixed = fp.fuse_weight.pair()
     scores = score_weights(
-        network, lin.embed_axes(images), ident, attr, trained, fp.fuse_steps, embedding, n_members, also=fixed
+        net_features, lin.embed_axes(images), ident, attr, trained, fp.fuse_steps, embedding, n_members, also=fixed
     )
     w_id, w_attr = choose(scores, fp.fuse_steps)
     inner = {
@@ -135,12 +138,23 @@ def choose_weights(
         "heldout": int((~trained).sum()),
         "seconds": round(time.perf_counter() - start + earlier, 2),
     }
-    return Choice(w_id, w_attr, "inner", scores, inner)
+    return Choice(w_id, w_attr, "inner", scores, inner), net
 
 
-def decide(table: pd.DataFrame, params: Params, device: torch.device, **checkpointing: object) -> Choice:
-    """features.fuse: the inner rule (`checkpointing`: choose_weights' checkpoint and fingerprint), or params' fixed
-    weights."""
+def decide(
+    table: pd.DataFrame, params: Params, device: torch.device, **checkpointing: object
+) -> tuple[Choice, FaceNet | Ensemble | None]:
+    """features.fuse: the inner rule (`checkpointing`: choose_weights' checkpoint and fingerprint) and its inner
+    network, or params' fixed weights and no network."""
     if params.features.fuse == "fixed":
-        return Choice(*params.features.fuse_weight.pair(), "fixed")
+        return Choice(*params.features.fuse_weight.pair(), "fixed"), None
     return choose_weights(table, params, device, **checkpointing)
+
+
+def save_inner(net: FaceNet | Ensemble | None, path: str | os.PathLike, table: pd.DataFrame, params: Params) -> None:
+    """Stage fuse's inner network, for stage train to continue (final.start: inner); with fixed weights, which
+    train none, a file that says so."""
+    if net is None:
+        network.save_absent(path, "features.fuse is fixed, so stage fuse trained no inner network")
+    else:
+        network.save(net, path, params.model, *members.model_extra(table, params.train))

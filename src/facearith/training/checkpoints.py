@@ -16,11 +16,16 @@ from facearith.settings import as_dict
 from facearith.training.network import save_bytes
 
 
-def fingerprint(model_params: ModelParams, train_params: TrainParams, table_path: str | os.PathLike) -> str:
-    """What a checkpoint must match to be resumed: the params, the table and the training code (this package)."""
+def fingerprint(
+    model_params: ModelParams, train_params: TrainParams, table_path: str | os.PathLike, start: str | os.PathLike = ""
+) -> str:
+    """What a checkpoint must match to be resumed: the params, the table, the training code (this package) and the
+    network training `start`ed from (a file; "": a new one)."""
     settings = [as_dict(model_params), as_dict(train_params)]
     h = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     h.update(Path(table_path).read_bytes())
+    if start:
+        h.update(Path(start).read_bytes())
     for module in sorted(Path(__file__).parent.glob("*.py")):
         h.update(module.read_bytes())
     return h.hexdigest()

@@ -13,8 +13,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from facearith.config import ModelParams, TrainParams
+from facearith.config import FinalParams, ModelParams, TrainParams
 from facearith.data.images import load_images
+from facearith.errors import ModelError
+from facearith.settings import as_dict
 from facearith.training import loop, network
 from facearith.training.checkpoints import member_checkpoint
 from facearith.training.loop import TrainResult
@@ -48,16 +50,24 @@ def train_members(
     device: torch.device,
     on_epoch: Callable[[int, float], None] | None = None,
     checkpoint: str | os.PathLike | None = None,
+    starts: Sequence[nn.Module] | None = None,
     **kwargs: Any,
 ) -> tuple[nn.Module, TrainResult]:
     """`model_params.members` networks trained one after another, member k exactly as a single network of seed
     `member_seed(params.seed, k)` would be; one network, or their Ensemble. The result adds up the members';
-    its losses run through member 0's epochs, then member 1's, and `on_epoch` counts on across members."""
+    its losses run through member 0's epochs, then member 1's, and `on_epoch` counts on across members.
+    `starts`: trained networks to continue, one per member (trained further in place), instead of new ones."""
     n_i, n_a = n_labels
+    if starts is not None and len(starts) != model_params.members:
+        raise ModelError(f"{len(starts)} networks to continue, but model.members is {model_params.members}")
     nets, total = [], TrainResult()
     for k in range(model_params.members):
         p = replace(params, seed=member_seed(params.seed, k))
-        net = initial_member(model_params, p.seed, p.threads, n_i, n_a)
+        if starts is None:
+            net = initial_member(model_params, p.seed, p.threads, n_i, n_a)
+        else:
+            loop.seed_everything(p.seed, p.threads)  # the continuation's draws are seeded as a new network's
+            net = starts[k]
         offset = k * params.epochs
         step = None if on_epoch is None else (lambda e, loss, o=offset: on_epoch(o + e, loss))
         mine = member_checkpoint(checkpoint, k)
@@ -85,6 +95,30 @@ def train_selected(
     images = load_images(rows.path.tolist())
     identities, attributes = rows.identity.to_numpy(), rows.attribute.to_numpy()
     return train_members(images, identities, attributes, labels, model_params, params, device, **kwargs)
+
+
+def continuing(path: str | os.PathLike, model_params: ModelParams, params: TrainParams) -> list[nn.Module]:
+    """The networks of a saved model (stage fuse's inner network), to continue training with these settings: its
+    architecture and input size must be theirs."""
+    net, blob = network.load(path)
+    saved = {k: v for k, v in blob["model"].items() if k not in ("pretrained", "weights")}
+    wanted = {k: v for k, v in as_dict(model_params).items() if k not in ("pretrained", "weights")}
+    if saved != wanted or blob.get("image_size") != params.image_size:
+        raise ModelError(
+            f"{path} was trained with other model settings or train.image_size than params.yaml's; "
+            "run `dvc repro` (stage fuse trains it again)"
+        )
+    return network.members_of(net)
+
+
+def final_start(
+    path: str | os.PathLike, model_params: ModelParams, params: TrainParams, final: FinalParams
+) -> tuple[list[nn.Module] | None, TrainParams]:
+    """Where stage train starts (final.start): stage fuse's inner network at `path`, continued for final.epochs with
+    a fresh optimiser, or a new network (None) for train.epochs."""
+    if final.start == "scratch":
+        return None, params
+    return continuing(path, model_params, params), replace(params, epochs=final.epochs)
 
 
 def model_extra(table: pd.DataFrame, params: TrainParams) -> tuple[int, dict[str, Any]]:

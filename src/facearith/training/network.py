@@ -193,6 +193,17 @@ def save_bytes(obj: Any, path: str | os.PathLike) -> None:
         tmp.write_bytes(buf.getvalue())
 
 
+def save_absent(path: str | os.PathLike, why: str) -> None:
+    """A model file that holds no network, and says why (stage fuse's inner network when features.fuse is fixed):
+    the stage's output exists, as DVC wants, and loading it is a clear error."""
+    save_bytes({"absent": why}, path)
+
+
+def members_of(model: nn.Module) -> list[nn.Module]:
+    """An ensemble's networks, or the one network."""
+    return list(model.members) if isinstance(model, Ensemble) else [model]
+
+
 def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[FaceNet | Ensemble, dict]:
     path = Path(path)
     if not path.is_file():
@@ -201,6 +212,8 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[F
         blob = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:
         raise ModelError(f"{path} is not a readable facearith model ({exc}); run `dvc repro --force train`") from None
+    if "absent" in blob:
+        raise ModelError(f"{path} holds no network: {blob['absent']}")
     try:  # pretrained off: the trained weights replace ImageNet's anyway
         # a model saved before model.members existed is one network
         params = build_params(ModelParams, {"members": 1, **blob["model"], "pretrained": False}, "model")
