@@ -220,6 +220,10 @@ def main(argv: list[str] | None = None) -> int:
         _run(["dvc", "queue", "start", "--jobs", "1"])
         names = experiment_names(args.group, key, values)
         failed = [n for n, state in wait_for(names, earlier).items() if state != "Success"]
+        # a worker left idle takes the next group's first task while that group's `dvc queue start` adds another:
+        # two experiments at once, whose torch threads then share 2 cores: 17.8 s an epoch against 1-2 alone (seen
+        # 2026-12-07), and every training time the grid records is wrong
+        _run(["dvc", "queue", "stop"])
         for name in failed:
             subprocess.run(["dvc", "queue", "logs", name])
         if failed:
