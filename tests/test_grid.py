@@ -269,6 +269,12 @@ def test_a_groups_heading_names_its_heads_learning_rate_averaged_epochs_and_smoo
     assert tables._recipe(params) == expected
     params["model"]["members"] = 1
     assert tables._recipe(params) == "heads of 64, 160 epochs at 96 px, lr 0.001 constant"
+    # the index's network continued from stage fuse's inner network (final.start inner), or trained anew
+    params["final"] = {"start": "inner", "epochs": 80}
+    expected = "heads of 64, 160 epochs at 96 px, lr 0.001 constant, the index's network continued from stage fuse's"
+    assert tables._recipe(params) == expected + " for 80 epochs"
+    params["final"]["start"] = "scratch"
+    assert tables._recipe(params) == "heads of 64, 160 epochs at 96 px, lr 0.001 constant"
     # runs of commits before these keys existed: what they have
     assert tables._recipe({"train": {"epochs": 80, "image_size": 64}}) == "80 epochs at 64 px"
 

@@ -115,6 +115,8 @@ def _recipe(params: dict[str, Any]) -> str:
         text += f", SWA over epochs {swa_first_epoch(epochs, swa) + 1}-{epochs}"
     if get(params, "train.label_smoothing"):
         text += f", label smoothing {get(params, 'train.label_smoothing')}"
+    if get(params, "final.start") == "inner":  # train.* trained stage fuse's network, which the index's continues
+        text += f", the index's network continued from stage fuse's for {get(params, 'final.epochs')} epochs"
     return text + ")" if members and members > 1 else text
 
 
