@@ -58,6 +58,8 @@ def test_nothing_is_filled_in():
         ("model.arch", "resnet50", "'model.arch' is 'resnet50'"),
         ("train.device", "tpu", "'train.device' is 'tpu'"),
         ("model.members", 0, "'model.members' is 0; it must be at least 1 network"),
+        ("model.width", 0, "'model.width' is 0.0; it must be above 0 and at most 4"),
+        ("model.width", "half", "'model.width' must be a number"),
         ("train.sampler", "pairs", "'train.sampler' is 'pairs'; allowed: blocks, triplets"),
         ("train.schedule", "step", "'train.schedule' is 'step'; allowed: constant, cosine"),
         ("train.swa_from", 1.0, "'train.swa_from' is 1.0; it must be 0 (off) or a fraction of the epochs below 1"),
@@ -84,6 +86,13 @@ def test_bad_params_name_the_key(path, value, message):
     with pytest.raises(ConfigError) as err:
         config.validate(_with(path, value))
     assert message in str(err.value)
+
+
+def test_imagenet_weights_need_the_width_they_were_trained_at():
+    raw = _with("model.width", 0.5)
+    raw["model"]["pretrained"] = True
+    with pytest.raises(ConfigError, match="'model.width' is 0.5, but ImageNet weights exist for width 1 only"):
+        config.validate(raw)
 
 
 def test_load_reports_missing_and_broken_files(tmp_path):

@@ -275,6 +275,11 @@ def test_a_groups_heading_names_its_heads_learning_rate_averaged_epochs_and_smoo
     assert tables._recipe(params) == expected + " for 80 epochs"
     params["final"]["start"] = "scratch"
     assert tables._recipe(params) == "heads of 64, 160 epochs at 96 px, lr 0.001 constant"
+    # a narrower MobileNetV2 (model.width) is named; width 1, the seed's, is not
+    params["model"]["width"] = 0.5
+    assert tables._recipe(params) == "MobileNetV2 of width 0.5, heads of 64, 160 epochs at 96 px, lr 0.001 constant"
+    params["model"]["width"] = 1.0
+    assert tables._recipe(params) == "heads of 64, 160 epochs at 96 px, lr 0.001 constant"
     # runs of commits before these keys existed: what they have
     assert tables._recipe({"train": {"epochs": 80, "image_size": 64}}) == "80 epochs at 64 px"
 

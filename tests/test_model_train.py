@@ -119,6 +119,22 @@ def test_save_and_load_round_trip(tmp_path, tiny_set):
     assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]
 
 
+def test_a_narrower_network_has_fewer_channels_and_saves_its_width(tmp_path, tiny_set):
+    _, images = tiny_set
+    narrow = replace(MODEL, width=0.5)
+    torch.manual_seed(0)
+    net = network.build(narrow, 21, 3, 7).eval()
+    wide = network.build(MODEL, 21, 3, 7)
+    assert net.net._features[0][0].out_channels == wide.net._features[0][0].out_channels // 2
+    weights = [sum(p.numel() for p in m.net._features.parameters()) for m in (net, wide)]
+    assert weights[0] < 0.5 * weights[1]
+    path = tmp_path / "narrow.pt"
+    network.save(net, path, narrow, 21, {"persons": ["a", "b", "c"], "expressions": list("abcdefg"), "image_size": 32})
+    back, blob = network.load(path)
+    assert blob["model"]["width"] == 0.5 and back.net._features[0][0].out_channels == 16
+    assert np.allclose(extract.extract(net, images, 32, 8, "cpu"), extract.extract(back, images, 32, 8, "cpu"))
+
+
 def test_an_ensembles_members_are_the_single_networks_of_their_seeds(tiny_set, tmp_path):
     table, images = tiny_set
     table = table.assign(selected=True)

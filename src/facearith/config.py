@@ -76,12 +76,22 @@ class ModelParams:
     """model: the network and the embedding that is indexed."""
 
     arch: str = choices("mobilenet_v2")
+    width: float
     pretrained: bool
     weights: str
     embedding: str = choices("seed", "split")
     dim: int = at_least(2, "at least 2")
     pooling: str = choices("median", "mean", "max")
     members: int = at_least(1, "at least 1 network")
+
+    def __post_init__(self) -> None:
+        if not 0 < self.width <= 4:
+            raise ConfigError(f"params: 'model.width' is {self.width}; it must be above 0 and at most 4 (1: the seed)")
+        if self.pretrained and self.width != 1:
+            raise ConfigError(
+                f"params: 'model.width' is {self.width}, but ImageNet weights exist for width 1 only; "
+                "set model.width: 1, or model.pretrained: false"
+            )
 
 
 @dataclass(frozen=True)

@@ -103,6 +103,9 @@ def _recipe(params: dict[str, Any]) -> str:
     text = f"{epochs} epochs at {get(params, 'train.image_size')} px"
     if get(params, "model.embedding") == "split" and get(params, "model.dim") is not None:
         text = f"heads of {get(params, 'model.dim')}, " + text
+    width = get(params, "model.width")
+    if width is not None and width != 1:
+        text = f"MobileNetV2 of width {width}, " + text
     members = get(params, "model.members")
     if members and members > 1:
         text = f"an ensemble of {members} networks (each: {text}"

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.models import MobileNet_V2_Weights
+from torchvision.models import MobileNet_V2_Weights, mobilenet_v2
 
 from facearith.config import ModelParams
 from facearith.errors import ConfigError, ModelError
@@ -92,6 +92,7 @@ class FaceNet(nn.Module):
         self,
         num_classes: int,
         arch: str,
+        width: float,
         embedding: str,
         dim: int,
         pooling: str,
@@ -109,6 +110,9 @@ class FaceNet(nn.Module):
         with warnings.catch_warnings():  # torchvision's 'pretrained=' deprecation, raised inside cnn_finetune
             warnings.simplefilter("ignore", UserWarning)
             self.net = make_model(arch, num_classes=num_classes, pretrained=False)
+        if width != 1:  # torchvision's width multiplier; the classifier follows the last map's channels
+            self.net._features = mobilenet_v2(width_mult=width).features
+            self.net._classifier = nn.Linear(self.net._features[-1].out_channels, num_classes)
         if pretrained:
             load_imagenet_features(self.net._features, weights)
         self.embedding = embedding
@@ -168,8 +172,9 @@ class Ensemble(nn.Module):
 def build(p: ModelParams, num_classes: int, n_identities: int = 0, n_attributes: int = 0) -> FaceNet | Ensemble:
     """One network, or an Ensemble of `p.members` (each initialised from torch's generator in turn; training
     seeds each member itself: members.train_selected)."""
+    heads = (p.embedding, p.dim, p.pooling)
     nets = [
-        FaceNet(num_classes, p.arch, p.embedding, p.dim, p.pooling, p.pretrained, p.weights, n_identities, n_attributes)
+        FaceNet(num_classes, p.arch, p.width, *heads, p.pretrained, p.weights, n_identities, n_attributes)
         for _ in range(p.members)
     ]
     return nets[0] if p.members == 1 else Ensemble(nets)
@@ -215,8 +220,9 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[F
     if "absent" in blob:
         raise ModelError(f"{path} holds no network: {blob['absent']}")
     try:  # pretrained off: the trained weights replace ImageNet's anyway
-        # a model saved before model.members existed is one network
-        params = build_params(ModelParams, {"members": 1, **blob["model"], "pretrained": False}, "model")
+        # a model saved before model.members or model.width existed is one network of width 1
+        raw = {"members": 1, "width": 1.0, **blob["model"], "pretrained": False}
+        params = build_params(ModelParams, raw, "model")
     except ConfigError as exc:
         raise ModelError(f"{path} was saved with other model settings ({exc}); run `dvc repro --force train`") from None
     model = build(params, blob["num_classes"], len(blob["persons"]), len(blob["expressions"]))
