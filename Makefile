@@ -69,8 +69,9 @@ results: venv
 # ($(HARD)).
 # The jaffe-pairs-split1 groups are another draw of the zero-shot folds (prepare.seed 1), to check on pairs
 # never trained on, apart from the folds reported, the fusion's weights and hard targets; the jaffe-pairs-split2
-# groups a third draw, run only after the per-axis weights were chosen, to confirm them (with either target).
-# About five and a half hours on 2 CPU cores (4.9 of them training).
+# groups a third draw, run only after the per-axis weights were chosen, to confirm them (with either target);
+# jaffe-pairs-split3 a fourth, run only after the inner rule and the continued network were fixed, to confirm them.
+# About six hours on 2 CPU cores (most of it training; jaffe-pairs-split3 alone 41 minutes on 2026-12-07).
 JAFFE ?= ../shared/data/jaffe/jaffedbase.zip
 JAFFE_SET := -S data.source=jaffe -S 'data.jaffe.archive="$(abspath $(JAFFE))"'
 HARD := -S train.label_smoothing=0
@@ -98,6 +99,7 @@ grid: venv
 	$(PY) -m facearith.experiments.grid run jaffe-pairs-split1-nols $(JAFFE_SET) $(HARD) -S prepare.seed=1 $(PAIRS)
 	$(PY) -m facearith.experiments.grid run jaffe-pairs-split2 $(JAFFE_SET) -S prepare.seed=2 $(PAIRS)
 	$(PY) -m facearith.experiments.grid run jaffe-pairs-split2-nols $(JAFFE_SET) $(HARD) -S prepare.seed=2 $(PAIRS)
+	$(PY) -m facearith.experiments.grid run jaffe-pairs-split3 $(JAFFE_SET) -S prepare.seed=3 $(PAIRS)
 	$(PY) -m facearith.experiments.grid collect
 	$(PY) -m facearith.experiments.report
 
