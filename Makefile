@@ -71,7 +71,9 @@ results: venv
 # never trained on, apart from the folds reported, the fusion's weights and hard targets; the jaffe-pairs-split2
 # groups a third draw, run only after the per-axis weights were chosen, to confirm them (with either target);
 # jaffe-pairs-split3 a fourth, run only after the inner rule and the continued network were fixed, to confirm them.
-# About six hours on 2 CPU cores (most of it training; jaffe-pairs-split3 alone 41 minutes on 2026-12-07).
+# About 14 hours on 2 CPU cores with today's code, where every run trains stage fuse's inner network too (an
+# estimate from the runs of 2026-12-07 on Intel Xeon model 167: a JAFFE run 6.3 min, a zero-shot fold 8.6, a
+# synthetic run 14, ensembles 2-3x); the README headline's groups (jaffe, synthetic, jaffe-pairs) under 2.
 JAFFE ?= ../shared/data/jaffe/jaffedbase.zip
 JAFFE_SET := -S data.source=jaffe -S 'data.jaffe.archive="$(abspath $(JAFFE))"'
 HARD := -S train.label_smoothing=0
