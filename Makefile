@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 # stage commands (`python stages/...`) and dvc resolve to the project's environment
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: venv repro test browser screenshot lint format bench compare results grid docs-check clean
+.PHONY: venv repro test browser screenshot lint format bench compare results grid grid-headline docs-check clean
 
 venv: $(VENV)/.installed
 
@@ -78,8 +78,14 @@ JAFFE ?= ../shared/data/jaffe/jaffedbase.zip
 JAFFE_SET := -S data.source=jaffe -S 'data.jaffe.archive="$(abspath $(JAFFE))"'
 HARD := -S train.label_smoothing=0
 PAIRS := -S prepare.split=pairs --vary prepare.fold=0,1,2,3,4
-grid: venv
+# the README headline's groups alone, collected and rendered: under 2 hours
+grid-headline: venv
 	$(PY) -m facearith.experiments.grid run jaffe $(JAFFE_SET)
+	$(PY) -m facearith.experiments.grid run synthetic
+	$(PY) -m facearith.experiments.grid run jaffe-pairs $(JAFFE_SET) $(PAIRS)
+	$(PY) -m facearith.experiments.grid collect
+	$(PY) -m facearith.experiments.report
+grid: grid-headline
 	$(PY) -m facearith.experiments.grid run jaffe-nols $(JAFFE_SET) $(HARD)
 	$(PY) -m facearith.experiments.grid run jaffe-dim128 $(JAFFE_SET) $(HARD) -S model.dim=128
 	$(PY) -m facearith.experiments.grid run jaffe-members2 $(JAFFE_SET) -S model.members=2
@@ -88,11 +94,9 @@ grid: venv
 	$(PY) -m facearith.experiments.grid run jaffe-80ep $(JAFFE_SET) $(HARD) -S train.epochs=80 -S train.swa_from=0
 	$(PY) -m facearith.experiments.grid run jaffe-64px $(JAFFE_SET) $(HARD) -S train.epochs=80 -S train.image_size=64 \
 	  -S train.swa_from=0
-	$(PY) -m facearith.experiments.grid run synthetic
 	$(PY) -m facearith.experiments.grid run synthetic-nols $(HARD)
 	$(PY) -m facearith.experiments.grid run synthetic-noswa $(HARD) -S train.swa_from=0
 	$(PY) -m facearith.experiments.grid run synthetic-80ep $(HARD) -S train.epochs=80 -S train.swa_from=0
-	$(PY) -m facearith.experiments.grid run jaffe-pairs $(JAFFE_SET) $(PAIRS)
 	$(PY) -m facearith.experiments.grid run jaffe-pairs-nols $(JAFFE_SET) $(HARD) $(PAIRS)
 	$(PY) -m facearith.experiments.grid run jaffe-pairs-dim128 $(JAFFE_SET) $(HARD) -S model.dim=128 $(PAIRS)
 	$(PY) -m facearith.experiments.grid run jaffe-pairs-noswa $(JAFFE_SET) $(HARD) -S train.swa_from=0 $(PAIRS)
