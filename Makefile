@@ -73,12 +73,12 @@ results: venv
 # jaffe-pairs-split3 a fourth, run only after the inner rule and the continued network were fixed, to confirm them.
 # About 14 hours on 2 CPU cores with today's code, where every run trains stage fuse's inner network too (an
 # estimate from the runs of 2026-12-07 on Intel Xeon model 167: a JAFFE run 6.3 min, a zero-shot fold 8.6, a
-# synthetic run 14, ensembles 2-3x); the README headline's groups (jaffe, synthetic, jaffe-pairs) under 2.
+# synthetic run 14, ensembles 2-3x).
 JAFFE ?= ../shared/data/jaffe/jaffedbase.zip
 JAFFE_SET := -S data.source=jaffe -S 'data.jaffe.archive="$(abspath $(JAFFE))"'
 HARD := -S train.label_smoothing=0
 PAIRS := -S prepare.split=pairs --vary prepare.fold=0,1,2,3,4
-# the README headline's groups alone, collected and rendered: under 2 hours
+# the README headline's groups alone (tables.HEADLINE; tests/test_grid.py checks), collected and rendered: under 2 hours
 grid-headline: venv
 	$(PY) -m facearith.experiments.grid run jaffe $(JAFFE_SET)
 	$(PY) -m facearith.experiments.grid run synthetic

@@ -3,12 +3,15 @@
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 
 import pytest
 
 from facearith.experiments import grid, report, tables
+
+from .conftest import ROOT
 
 
 def _record(name, seed, comp, rev="abc", error=None, ts="2026-11-27T10:00:00"):
@@ -307,3 +310,9 @@ def test_chosen_weights_are_shown_per_run_and_their_inner_training_counted():
     assert "weights per run" not in tables.headline_table(
         grid.collect([{"experiments": [{"revs": [_record("jaffe-seed0", 0, 0.9)]}]}])
     )
+
+
+def test_make_grid_headline_runs_the_groups_of_the_readme_headline():
+    """`make grid-headline` names its groups in the Makefile; the README's table is made of tables.HEADLINE's."""
+    recipe = (ROOT / "Makefile").read_text().split("\ngrid-headline:", 1)[1].split("\n\n", 1)[0].split("\ngrid:")[0]
+    assert set(re.findall(r"facearith\.experiments\.grid run (\S+)", recipe)) == {g for _, g in tables.HEADLINE}
