@@ -24,14 +24,14 @@ def main(args) -> None:
     fusion.save_inner(inner_net, args.inner, table, params)
     fuse_choice.save(choice, args.out)
     write_json(args.metrics, choice.metrics())
-    checkpoints.remove(ck, params.model.members)  # finished: nothing left to resume
-    how = "fixed by features.fuse_weight"
+    fusion.remove_checkpoints(ck, params.features.fuse_folds, params.model.members)  # finished: nothing to resume
+    how, inner, chosen = "fixed by features.fuse_weight", choice.inner, choice.metrics().get("inner", {})
     if choice.rule == "inner":
-        inner, chosen = choice.inner, choice.metrics()["inner"]
+        folds = f", averaged over {inner['folds']} inner folds" if inner["folds"] > 1 else ""
         how = (
             f"chosen on {inner['heldout']} of the training images held out from an inner network trained on "
-            f"{inner['trained']} in {inner['seconds']:.0f} s (their score {chosen['chosen']['score']:.3f}; the "
-            f"network alone {chosen['network']['score']:.3f}, PCA + LDA {chosen['linear']['score']:.3f})"
+            f"{inner['trained']}{folds} in {inner['seconds']:.0f} s (their score {chosen['chosen']['score']:.3f}; "
+            f"the network alone {chosen['network']['score']:.3f}, PCA + LDA {chosen['linear']['score']:.3f})"
         )
     print(f"fuse: identity {choice.identity:g}, attribute {choice.attribute:g}, {how}")
 

@@ -74,6 +74,7 @@ def test_nothing_is_filled_in():
         ("features.fuse_weight", 0.2, "'features.fuse_weight' must be a mapping with keys ['identity', 'attribute']"),
         ("features.fuse", "auto", "'features.fuse' is 'auto'; allowed: inner, fixed"),
         ("features.fuse_steps", 0, "'features.fuse_steps' is 0; it must be at least 1"),
+        ("features.fuse_folds", 0, "'features.fuse_folds' is 0; it must be at least 1"),
         # final.start inner continues stage fuse's inner network, which fixed weights do not train
         ("features.fuse", "fixed", "'final.start' is inner (continue stage fuse's inner network), but 'features.fuse'"),
         ("final.start", "warm", "'final.start' is 'warm'; allowed: inner, scratch"),
@@ -93,6 +94,16 @@ def test_imagenet_weights_need_the_width_they_were_trained_at():
     raw["model"]["pretrained"] = True
     with pytest.raises(ConfigError, match="'model.width' is 0.5, but ImageNet weights exist for width 1 only"):
         config.validate(raw)
+
+
+def test_inner_folds_of_pairs_are_at_most_prepare_folds():
+    raw = _with("features.fuse_folds", 6)
+    config.validate(raw)  # images split: each inner fold is another draw, as many as asked
+    raw["prepare"] |= {"split": "pairs", "folds": 5}
+    with pytest.raises(ConfigError, match="'features.fuse_folds' is 6, but with prepare.split pairs .* at most 5"):
+        config.validate(raw)
+    raw["features"]["fuse_folds"] = 5
+    config.validate(raw)
 
 
 def test_load_reports_missing_and_broken_files(tmp_path):

@@ -89,6 +89,36 @@ def test_the_inner_split_holds_out_as_the_pipeline_does():
         inner_split(one_pair, "pairs", 0, 5)
 
 
+def test_the_inner_folds_hold_out_every_pair_once_or_draw_again():
+    """features.fuse_folds: fold k of the pairs (each training pair held out by exactly one fold), or another
+    draw of one image per pair; fold 0 is the single fold's split; a fold beyond the folds is refused."""
+    from facearith.data.splits import inner_split
+
+    pairs = [(i, a) for i in "ABC" for a in ("HA", "SA", "SU", "NE")]
+    rows = [(i, a, r) for i, a in pairs for r in (1, 2, 3)]
+    table = pd.DataFrame(rows, columns=["identity", "attribute", "repeat"]).assign(image_id=range(len(rows)))
+    held = [~inner_split(table, "pairs", 0, 4, k) for k in range(4)]
+    assert np.array_equal(~held[0], inner_split(table, "pairs", 0, 4))
+    assert np.array_equal(np.sum(held, axis=0), np.ones(len(table)))  # every image held out by one fold, once
+    draws = [inner_split(table, "images", 0, 4, k) for k in range(3)]
+    assert np.array_equal(draws[0], inner_split(table, "images", 0, 4))
+    assert all((~d).sum() == len(pairs) for d in draws) and not np.array_equal(draws[0], draws[1])
+    with pytest.raises(ConfigError, match="'features.fuse_folds' asks for inner fold 5.*at most 4"):
+        inner_split(table, "pairs", 0, 4, 4)
+
+
+def test_the_folds_scores_are_averaged_pair_by_pair():
+    from facearith.features.fusion import mean_scores
+
+    a = {"0,0": {"composition": 0.5, "score": 0.5}, "1,1": {"composition": 1.0, "score": 0.75}}
+    b = {"0,0": {"composition": 1.0, "score": 0.25}, "1,1": {"composition": 0.0, "score": 0.25}}
+    assert mean_scores([a]) == a
+    assert mean_scores([a, b]) == {
+        "0,0": {"composition": 0.75, "score": 0.375},
+        "1,1": {"composition": 0.5, "score": 0.5},
+    }
+
+
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory) -> Path:
     """The tiny synthetic set with three images per pair (two train, one held out) and a short training."""
@@ -219,3 +249,33 @@ def test_train_continues_the_inner_network(prepared, tmp_path):
     assert "dvc repro" in proc.stderr and not (root / "models/model.pt").exists()
     with pytest.raises(Exception, match="not found"):
         network.load(root / "models/model.pt")
+
+
+def test_more_inner_folds_average_their_scores_and_keep_fold_0s_network(prepared, tmp_path):
+    """features.fuse_folds 2: a second inner network, scored on another draw of held-out training images; the
+    scores are the two folds' mean, stage train continues fold 0's network (the single fold's), and no fold's
+    checkpoint is left behind."""
+    import shutil
+
+    import torch
+
+    one, two = tmp_path / "one", tmp_path / "two"
+    for root, folds in ((one, 1), (two, 2)):
+        shutil.copytree(prepared, root)
+        params = yaml.safe_load((root / "params.yaml").read_text())
+        params["features"]["fuse_folds"] = folds
+        params["checkpoint"]["path"] = "checkpoints/train.pt"
+        (root / "params.yaml").write_text(yaml.safe_dump(params))
+    single, double = _choose(one), _choose(two)
+    assert single["inner"]["folds"] == 1 and "per_fold" not in single["inner"]
+    assert double["inner"]["folds"] == 2 and len(double["inner"]["per_fold"]) == 2
+    assert double["inner"]["per_fold"][0] == {**double["inner"]["per_fold"][0], "trained": 21, "heldout": 21}
+    assert double["inner"]["per_fold"][0]["alone"] == key(single["identity"], single["attribute"])
+    # each score is the mean of fold 0's (the single fold's) and a second fold's, itself a top-1 between 0 and 1
+    second = {k: 2 * double["scores"][k]["score"] - s["score"] for k, s in single["scores"].items()}
+    assert all(-1e-9 <= v <= 1 + 1e-9 for v in second.values())
+    assert second != {k: s["score"] for k, s in single["scores"].items()}  # the second fold measured other images
+    assert "per_fold" not in json.loads((two / "metrics/fuse.json").read_text())["inner"]
+    weights = [_weights(root / "models/inner.pt") for root in (one, two)]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert not list((two / "checkpoints").glob("*")), list((two / "checkpoints").glob("*"))

@@ -189,6 +189,7 @@ class FeaturesParams:
     batch_size: int = at_least(1, "at least 1")
     fuse: str = choices("inner", "fixed")
     fuse_steps: int = at_least(1, "at least 1 (the weights tried are 0, 1/steps, ..., 1)")
+    fuse_folds: int = at_least(1, "at least 1 (inner folds whose scores are averaged)")
     fuse_weight: FuseWeights
 
 
@@ -250,6 +251,12 @@ class Params:
             raise ConfigError(
                 "params: 'final.start' is inner (continue stage fuse's inner network), but 'features.fuse' is "
                 f"{self.features.fuse} and trains none; set final.start: scratch, or features.fuse: inner"
+            )
+        k, folds = self.features.fuse_folds, self.prepare.folds
+        if self.features.fuse == "inner" and self.prepare.split == "pairs" and k > folds:
+            raise ConfigError(
+                f"params: 'features.fuse_folds' is {k}, but with prepare.split pairs the inner rule's folds are "
+                f"prepare.folds' {folds} folds of the training pairs; set features.fuse_folds to at most {folds}"
             )
 
 

@@ -61,14 +61,22 @@ def split(table: pd.DataFrame, mode: str, seed: int = 0, folds: int = 5, fold: i
     return train
 
 
-def inner_split(table: pd.DataFrame, mode: str, seed: int, folds: int) -> np.ndarray:
+def inner_split(table: pd.DataFrame, mode: str, seed: int, folds: int, fold: int = 0) -> np.ndarray:
     """Among training rows only: which train an inner model (True) and which it is scored on, held out as
-    `mode` (prepare.split) holds out: a fold of the pairs for `pairs`, else one image of each pair."""
+    `mode` (prepare.split) holds out: fold `fold` of the pairs for `pairs`, else one image of each pair, drawn
+    with `seed + fold` (features.fuse_folds: inner fold k, k = 0 the one a single fold uses)."""
     n_pairs = len({(str(i), str(a)) for i, a in zip(table.identity, table.attribute, strict=True)})
     if mode == "pairs":
-        mask = split(table, "pairs", seed, min(folds, n_pairs), 0) if n_pairs >= 2 else np.ones(len(table), bool)
+        n_folds = min(folds, n_pairs)
+        if fold >= max(n_folds, 1):
+            raise ConfigError(
+                f"params: 'features.fuse_folds' asks for inner fold {fold + 1}, but the {len(table)} training images "
+                f"fall into {n_folds} folds of pairs (prepare.folds, at most their {n_pairs} pairs); "
+                f"set features.fuse_folds to at most {n_folds}"
+            )
+        mask = split(table, "pairs", seed, n_folds, fold) if n_pairs >= 2 else np.ones(len(table), bool)
     else:
-        mask = split(table, "images", seed)
+        mask = split(table, "images", seed + fold)
     if mask.all() or not mask.any():
         short = "fewer than two (identity, attribute) pairs" if mode == "pairs" else "no pair with a second image"
         raise ConfigError(

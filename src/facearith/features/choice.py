@@ -21,7 +21,7 @@ class Choice:
     rule: str  # inner | fixed (features.fuse)
     # inner: "identity,attribute" -> {composition, transfer, score} on the inner held-out images, every pair tried
     scores: dict[str, dict[str, float]] = field(default_factory=dict)
-    inner: dict[str, Any] = field(default_factory=dict)  # inner: images trained on and held out, seconds
+    inner: dict[str, Any] = field(default_factory=dict)  # inner: images trained on and held out, folds, seconds
 
     def pair(self) -> tuple[float, float]:
         return self.identity, self.attribute
@@ -37,7 +37,7 @@ class Choice:
                 "linear": (0.0, 0.0),
                 "fixed": (fixed.get("identity"), fixed.get("attribute")),
             }
-            out["inner"] = {**self.inner}
+            out["inner"] = {k: v for k, v in self.inner.items() if k != "per_fold"}  # metrics are numbers
             for name, (w_id, w_attr) in scored.items():
                 if w_id is not None and key(w_id, w_attr) in self.scores:
                     out["inner"][name] = self.scores[key(w_id, w_attr)]

@@ -32,7 +32,7 @@ from facearith.features import linear
 from facearith.features.choice import Choice, key
 from facearith.features.extract import extract, fused, layout
 from facearith.search.exact import ExactSearcher
-from facearith.training import members, network
+from facearith.training import checkpoints, members, network
 from facearith.training.network import Ensemble, FaceNet
 
 # what the weights are scored on: the inner held-out images' protocols, each top-1, weighted alike
@@ -101,44 +101,102 @@ def inner_checkpoint(path: str | os.PathLike) -> Path | None:
     return path.with_name(f"{path.stem}.fuse{path.suffix}")
 
 
-def choose_weights(
-    table: pd.DataFrame, params: Params, device: torch.device, checkpoint: Path | None = None, fingerprint: str = ""
-) -> tuple[Choice, FaceNet | Ensemble]:
-    """The inner rule on the table's training rows (`selected`), and only those: no other row's image is opened;
-    the weights, and the inner network that chose them. With `checkpoint`, the inner network's training is
-    checkpointed there and resumed as params.checkpoint says, when it is of the same `fingerprint` (the train
-    stage's: params, table, code) and the same inner split."""
-    rows = table[table["selected"].to_numpy()].reset_index(drop=True)
+def fold_checkpoint(path: Path | None, fold: int) -> Path | None:
+    """Inner fold k's checkpoint: fold 0 writes `path` itself, fold k a sibling `<stem>.fold<k><suffix>`; each is
+    kept until the stage ends, so that an interrupted stage resumes at the fold it was training."""
+    if path is None or fold == 0:
+        return path
+    return path.with_name(f"{path.stem}.fold{fold}{path.suffix}")
+
+
+def remove_checkpoints(path: Path | None, folds: int, n_members: int) -> None:
+    """Every fold's and member's inner checkpoint, once stage fuse has finished."""
+    for k in range(folds):
+        checkpoints.remove(fold_checkpoint(path, k), n_members)
+
+
+def mean_scores(folds: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    """Each pair of weights' scores averaged over the inner folds (one fold: its own scores)."""
+    return {k: {m: float(np.mean([f[k][m] for f in folds])) for m in folds[0][k]} for k in folds[0]}
+
+
+def _inner_fold(
+    rows: pd.DataFrame,
+    images: list[np.ndarray],
+    params: Params,
+    device: torch.device,
+    fold: int,
+    checkpoint: Path | None,
+    fingerprint: str,
+) -> tuple[FaceNet | Ensemble, dict[str, dict[str, float]], np.ndarray, float]:
+    """Inner fold `fold`: its network, trained on the rest of the training rows, every weight pair's scores on
+    the fold's held-out rows, which rows trained, and the seconds a resumed run had spent before."""
     pp, fp, cp = params.prepare, params.features, params.checkpoint
-    trained = inner_split(rows, pp.split, pp.seed, pp.folds)
-    start = time.perf_counter()
+    trained = inner_split(rows, pp.split, pp.seed, pp.folds, fold)
     resuming: dict[str, object] = {}
     if checkpoint is not None:
         mine = hashlib.sha256(fingerprint.encode() + np.packbits(trained).tobytes()).hexdigest()
         resuming = {"checkpoint": checkpoint, "resume": cp.resume, "fingerprint": mine}
         resuming["checkpoint_every_s"] = cp.every_s
-    inner_rows = rows.assign(selected=trained)
-    net, result = members.train_selected(inner_rows, params.model, params.train, device, **resuming)
+    net, result = members.train_selected(rows.assign(selected=trained), params.model, params.train, device, **resuming)
     earlier = sum(result.epoch_seconds[: result.epochs_resumed])  # a resumed run's seconds before the resume
-    images = load_images(rows.path.tolist())
     net_features = extract(net, images, params.train.image_size, fp.batch_size, device)
     picked = [images[i] for i in np.flatnonzero(trained)]
     lin, _ = linear.fit_images(picked, rows.identity[trained], rows.attribute[trained], params.linear.size)
     ident, attr = rows.identity.to_numpy(), rows.attribute.to_numpy()
     embedding, n_members = layout(net)
-    fixed = fp.fuse_weight.pair()
     scores = score_weights(
-        net_features, lin.embed_axes(images), ident, attr, trained, fp.fuse_steps, embedding, n_members, also=fixed
+        net_features,
+        lin.embed_axes(images),
+        ident,
+        attr,
+        trained,
+        fp.fuse_steps,
+        embedding,
+        n_members,
+        also=fp.fuse_weight.pair(),
     )
+    return net, scores, trained, earlier
+
+
+def choose_weights(
+    table: pd.DataFrame, params: Params, device: torch.device, checkpoint: Path | None = None, fingerprint: str = ""
+) -> tuple[Choice, FaceNet | Ensemble]:
+    """The inner rule on the table's training rows (`selected`), and only those: no other row's image is opened;
+    the weights, and inner fold 0's network (the one stage train continues). The scores are averaged over
+    features.fuse_folds inner folds, each a network of its own. With `checkpoint`, each fold's training is
+    checkpointed (`fold_checkpoint`) and resumed as params.checkpoint says, when it is of the same `fingerprint`
+    (the train stage's: params, table, code) and the same inner split."""
+    rows = table[table["selected"].to_numpy()].reset_index(drop=True)
+    fp = params.features
+    start = time.perf_counter()
+    images = load_images(rows.path.tolist())
+    kept, per_fold, earlier = None, [], 0.0
+    for k in range(fp.fuse_folds):
+        net, scores, trained, before = _inner_fold(
+            rows, images, params, device, k, fold_checkpoint(checkpoint, k), fingerprint
+        )
+        kept = net if k == 0 else kept  # the others' networks only score: not kept
+        per_fold.append((scores, trained))
+        earlier += before
+    scores = mean_scores([s for s, _ in per_fold])
     w_id, w_attr = choose(scores, fp.fuse_steps)
-    inner = {
+    fixed = fp.fuse_weight.pair()
+    first = per_fold[0][1]
+    inner: dict[str, object] = {
         "fixed": {"identity": fixed[0], "attribute": fixed[1]},  # params' features.fuse_weight, scored to compare
-        "split": "pairs" if pp.split == "pairs" else "images",
-        "trained": int(trained.sum()),
-        "heldout": int((~trained).sum()),
+        "split": "pairs" if params.prepare.split == "pairs" else "images",
+        "folds": fp.fuse_folds,
+        "trained": int(first.sum()),  # fold 0's, whose network stage train continues
+        "heldout": int((~first).sum()),
         "seconds": round(time.perf_counter() - start + earlier, 2),
     }
-    return Choice(w_id, w_attr, "inner", scores, inner), net
+    if fp.fuse_folds > 1:  # what each fold alone would have chosen, and on how many images (not in the metrics)
+        inner["per_fold"] = [
+            {"trained": int(t.sum()), "heldout": int((~t).sum()), "alone": key(*choose(s, fp.fuse_steps))}
+            for s, t in per_fold
+        ]
+    return Choice(w_id, w_attr, "inner", scores, inner), kept
 
 
 def decide(
