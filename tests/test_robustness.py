@@ -20,6 +20,7 @@ from .test_pipeline import TINY, _merge, _run
 ENV = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
 # tiny runs finish in seconds: a checkpoint after every epoch, so that an interrupt finds one to resume
 EVERY_EPOCH = {"checkpoint": {"every_s": 0}}
+POLL_S = 0.05  # between looks at a checkpoint, waiting to interrupt the run that writes it
 
 
 def _workdir(root: Path, over: dict) -> Path:
@@ -65,7 +66,7 @@ def _interrupt_training(
     while _epochs_done(ck) < 2:
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline
-        time.sleep(0.2)
+        time.sleep(POLL_S)
     proc.send_signal(sig)
     proc.communicate(timeout=120)
     return proc
@@ -75,7 +76,10 @@ def _leftovers(root: Path) -> list[str]:
     return sorted(p.name for d in ("models", "metrics") if (root / d).exists() for p in (root / d).iterdir())
 
 
-EPOCHS = 40  # enough that the signal lands mid-run on a fast CPU (tiny epochs take tens of ms)
+# enough that the signal lands mid-run on a fast CPU: a tiny epoch with its checkpoint takes 0.43 s on the slowest
+# CPU seen (an AVX2 EPYC VM), tens of ms on a fast one, and the signal follows the second epoch's checkpoint within
+# a poll. 40 until 2026-12-08: each run cost twice the CPU, in a suite that must fit 15 minutes on the slow VM
+EPOCHS = 20
 # a cosine schedule and weight averaging from epoch 3: the resumed run must restore both mid-way
 RESUMED = {"train": {"epochs": EPOCHS, "schedule": "cosine", "swa_from": 0.05}}
 
@@ -120,26 +124,26 @@ def test_interrupted_training_leaves_nothing_and_resumes_to_the_same_model(whole
 
 
 def test_an_ensemble_killed_in_its_second_member_resumes_there_to_the_same_model(tmp_path):
-    over = {"model": {"members": 2}, "train": {"epochs": 40, "swa_from": 0.05}}
+    over = {"model": {"members": 2}, "train": {"epochs": EPOCHS, "swa_from": 0.05}}
     whole = _workdir(tmp_path / "whole", over)
     assert _stage(whole, "train").returncode == 0
     cut = _workdir(tmp_path / "cut", over)
     proc = _interrupt_training(cut, signal.SIGKILL, "checkpoints/train.member1.pt")
-    assert proc.returncode == -signal.SIGKILL and _epochs_done(cut / "checkpoints/train.pt") == 40
+    assert proc.returncode == -signal.SIGKILL and _epochs_done(cut / "checkpoints/train.pt") == EPOCHS
     resumed = _stage(cut, "train")
     assert resumed.returncode == 0, resumed.stderr
     # member 0 is replayed whole from its checkpoint, member 1 continues where it was killed
-    assert "resuming from checkpoints/train.pt after epoch 40" in resumed.stdout
+    assert f"resuming from checkpoints/train.pt after epoch {EPOCHS}" in resumed.stdout
     assert "resuming from checkpoints/train.member1.pt after epoch" in resumed.stdout
     a = torch.load(whole / "models/model.pt", weights_only=True)["state_dict"]
     b = torch.load(cut / "models/model.pt", weights_only=True)["state_dict"]
     assert any(k.startswith("members.1.") for k in a) and all(torch.equal(a[k], b[k]) for k in a)
     assert list((cut / "checkpoints").iterdir()) == []  # both members' checkpoints removed once finished
     mw, mc = (json.loads((r / "metrics/train.json").read_text()) for r in (whole, cut))
-    assert mw["loss"] == mc["loss"] and mw["epochs_this_run"] == 80 and mc["epochs_this_run"] < 40
+    assert mw["loss"] == mc["loss"] and mw["epochs_this_run"] == 2 * EPOCHS and mc["epochs_this_run"] < EPOCHS
 
 
-# stage fuse's inner rule (three images per pair, so that it has some to hold out) over a 40-epoch inner network
+# stage fuse's inner rule (three images per pair, so that it has some to hold out) over an EPOCHS-long inner network
 INNER = {"data": {"synthetic": {"images_per_pair": 3}}, "features": {"fuse": "inner"}, "train": {"epochs": EPOCHS}}
 
 
@@ -186,7 +190,7 @@ def test_stage_fuse_does_not_resume_a_checkpoint_of_another_draw(tmp_path):
 
 
 def test_a_checkpoint_of_other_params_is_not_resumed(tmp_path):
-    root = _workdir(tmp_path, {"train": {"epochs": 40}})
+    root = _workdir(tmp_path, {"train": {"epochs": EPOCHS}})
     _interrupt_training(root, signal.SIGINT)
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["train"]["lr"] = 0.002
@@ -200,7 +204,7 @@ def test_dvc_repro_after_an_interrupt_and_two_forced_runs_agree(tmp_path):
     for name in ("dvc.yaml", "stages", "src", ".dvcignore", ".gitignore"):
         src = ROOT / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, root / name)
-    over = _merge(EVERY_EPOCH, {"train": {"epochs": 40}})
+    over = _merge(EVERY_EPOCH, {"train": {"epochs": EPOCHS}})
     params = _merge(yaml.safe_load((ROOT / "params.yaml").read_text()), _merge(TINY, over))
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     for cmd in (
@@ -225,7 +229,7 @@ def test_dvc_repro_after_an_interrupt_and_two_forced_runs_agree(tmp_path):
     while _epochs_done(root / "checkpoints/train.pt") < 1:
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline
-        time.sleep(0.2)
+        time.sleep(POLL_S)
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches dvc and the stage alike
     said = proc.communicate(timeout=120)[0]
     assert proc.returncode != 0, said
