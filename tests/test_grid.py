@@ -1,5 +1,6 @@
 """The experiment grid: names, queue commands, collecting `dvc exp show --json`, mean +- sd, the generated tables."""
 
+import itertools
 import json
 import math
 import os
@@ -249,6 +250,13 @@ def test_a_queue_left_without_a_worker_is_noticed():
     assert not grid.stalled({"jaffe-seed1": "Success", "jaffe-seed2": "Queued"}, 1)
     assert not grid.stalled({"jaffe-seed1": "Success", "jaffe-seed2": "Failed"}, 0)  # nothing left to run
     assert not grid.stalled({"jaffe-seed2": "Queued"}, None)  # status said nothing of workers: no guess
+
+
+def test_the_queue_is_looked_at_ever_less_often_up_to_half_a_minute():
+    """Each look is a dvc process taking CPU from the experiment; short ones are still seen to end soon."""
+    delays = grid.poll_delays()
+    assert [next(delays) for _ in range(8)] == [2, 4, 8, 16, 30, 30, 30, 30]
+    assert list(itertools.islice(grid.poll_delays(1, 3), 4)) == [1, 2, 3, 3]
 
 
 def test_a_groups_heading_names_its_heads_learning_rate_averaged_epochs_and_smoothing():
