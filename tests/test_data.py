@@ -1,6 +1,7 @@
 import io
 import os
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -301,3 +302,27 @@ def test_pairs_split_holds_out_whole_pairs_in_seeded_folds():
         splits.split(table, "pairs", seed=0, folds=4, fold=4)
     with pytest.raises(ConfigError, match="prepare.folds is 17"):
         splits.split(table, "pairs", seed=0, folds=17, fold=0)
+
+
+def test_images_are_resized_to_torchvisions_bytes_without_importing_it(jaffe_zip):
+    """to_batch resizes with torch alone, so that stage linear need not import torchvision (2-3 s a process); the
+    network's input must stay what torchvision's antialiased resize gave, byte for byte."""
+    import torch
+    from torchvision.transforms.v2 import functional as TF
+
+    from facearith.data import tensors
+
+    with zipfile.ZipFile(jaffe_zip) as z:
+        tiffs = sorted(n for n in z.namelist() if n.endswith(".tiff"))[::20]
+        faces = [np.array(Image.open(io.BytesIO(z.read(n))).convert("L")) for n in tiffs]
+    rng = np.random.default_rng(0)
+    odd = [rng.integers(0, 256, shape, dtype=np.uint8) for shape in [(48, 48), (100, 73), (31, 200)]]
+    for img in faces + odd:
+        t = torch.from_numpy(img)[None]
+        for size in (32, 48, 96, 256):
+            assert torch.equal(tensors.resize(t, size), TF.resize(t, [size, size], antialias=True)), (img.shape, size)
+    batch = tensors.to_batch(odd, 32)
+    assert batch.shape == (3, 1, 32, 32) and batch.dtype == torch.float32 and 0 <= batch.min() <= batch.max() <= 1
+    code = "import sys; from facearith.features import linear; print('torchvision' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "False"
