@@ -187,10 +187,10 @@ def poll_delays(first_s: float = 2.0, most_s: float = 30.0) -> Iterator[float]:
         delay = min(2 * delay, most_s)
 
 
-def wait_for(names: Sequence[str], earlier: set[str], delays: Iterator[float] | None = None) -> dict[str, str]:
+def wait_for(names: Sequence[str], earlier: set[str]) -> dict[str, str]:
     """Block until the tasks of `names` that are not among the `earlier` task ids have all ended; report
     each as it ends, and return each name's final state."""
-    delays = poll_delays() if delays is None else delays
+    delays = poll_delays()
     reported: set[str] = set()
     idle_polls = 0
     while True:
